@@ -1,0 +1,171 @@
+"""Lexical helpers shared by the header parsers (RFC 3261 §25).
+
+SIP allows linear white space around most separators and commas or semicolons inside quoted
+strings and angle brackets, so splitting must be quote- and bracket-aware.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ParseError
+
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+WSP = " \t"
+
+
+def is_token(text: str) -> bool:
+    return bool(_TOKEN_RE.match(text))
+
+
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split ``text`` on ``separator`` where it is not inside a quoted string or ``<...>``.
+
+    Raises ParseError for an unterminated quoted string or unbalanced angle brackets.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    depth = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_quotes:
+            current.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                current.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_quotes = False
+        elif ch == '"':
+            in_quotes = True
+            current.append(ch)
+        elif ch == "<":
+            depth += 1
+            current.append(ch)
+        elif ch == ">":
+            depth -= 1
+            if depth < 0:
+                raise ParseError(f"unbalanced '>' in {text!r}")
+            current.append(ch)
+        elif ch == separator and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    if in_quotes:
+        raise ParseError(f"unterminated quoted string in {text!r}")
+    if depth:
+        raise ParseError(f"unbalanced '<' in {text!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def unquote(text: str) -> str:
+    """Return the content of a quoted string with its backslash escapes resolved."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise ParseError(f"not a quoted string: {text!r}")
+    out: list[str] = []
+    i = 1
+    end = len(text) - 1
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= end:
+                raise ParseError(f"dangling escape in {text!r}")
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            raise ParseError(f"unescaped quote inside {text!r}")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """Quote ``text`` as a SIP quoted-string, escaping backslashes and quotes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Parse ``;name=value;flag`` (the leading ';' optional) into ordered (name, value) pairs.
+
+    Names are lower-cased (parameter names are case-insensitive); quoted values keep their
+    quotes so the serializer can reproduce them.
+    """
+    params: list[tuple[str, str | None]] = []
+    text = text.strip(WSP)
+    if not text:
+        return ()
+    if text.startswith(";"):
+        text = text[1:]
+    for raw in split_outside_quotes(text, ";"):
+        item = raw.strip(WSP)
+        if not item:
+            raise ParseError(f"empty parameter in {text!r}")
+        name, sep, value = item.partition("=")
+        name = name.strip(WSP)
+        if not is_token(name):
+            raise ParseError(f"bad parameter name {name!r}")
+        if not sep:
+            params.append((name.lower(), None))
+            continue
+        value = value.strip(WSP)
+        if value.startswith('"'):
+            unquote(value)  # validates
+        elif not value or not _is_param_value(value):
+            raise ParseError(f"bad value for parameter {name!r}: {value!r}")
+        params.append((name.lower(), value))
+    return tuple(params)
+
+
+_PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:]+\Z")
+
+
+def _is_param_value(value: str) -> bool:
+    # token, or an IPv6 reference (received=[::1]) which tokens cannot express
+    return bool(_PARAM_VALUE_RE.match(value))
+
+
+def format_params(params: tuple[tuple[str, str | None], ...]) -> str:
+    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+
+
+def param_value(params: tuple[tuple[str, str | None], ...], name: str) -> str | None:
+    """The value of parameter ``name`` (unquoted), '' for a flag, None when absent."""
+    for key, value in params:
+        if key == name:
+            if value is None:
+                return ""
+            return unquote(value) if value.startswith('"') else value
+        continue
+    return None
+
+
+def has_param(params: tuple[tuple[str, str | None], ...], name: str) -> bool:
+    return any(key == name for key, _ in params)
+
+
+def with_param(
+    params: tuple[tuple[str, str | None], ...], name: str, value: str | None
+) -> tuple[tuple[str, str | None], ...]:
+    """Return ``params`` with ``name`` set: the first occurrence replaced in place, or appended."""
+    out: list[tuple[str, str | None]] = []
+    replaced = False
+    for key, old in params:
+        if key == name:
+            if not replaced:
+                out.append((name, value))
+                replaced = True
+            continue
+        out.append((key, old))
+    if not replaced:
+        out.append((name, value))
+    return tuple(out)
+
+
+def without_param(params: tuple[tuple[str, str | None], ...], name: str) -> tuple[tuple[str, str | None], ...]:
+    return tuple((k, v) for k, v in params if k != name)
