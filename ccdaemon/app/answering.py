@@ -1,0 +1,51 @@
+"""The call flow until the IVR and queues exist: answer every caller and keep the line open.
+
+It makes the daemon useful for checking a PBX set-up end to end (the caller is connected and
+the call is logged) and is what the signalling benchmark measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..telephony.call import Call, CallError
+from ..telephony.events import CallState
+
+log = logging.getLogger(__name__)
+
+
+class AnsweringFlow:
+    """Ring for ``ring_seconds`` (0 answers at once), answer, wait for the caller to hang up,
+    and hang up ourselves after ``max_duration`` seconds."""
+
+    def __init__(self, *, ring_seconds: float = 0.0, max_duration: float = 4 * 3600.0) -> None:
+        self.ring_seconds = ring_seconds
+        self.max_duration = max_duration
+        self.answered = 0
+        self.abandoned = 0
+
+    async def __call__(self, call: Call) -> None:
+        log.info("call %s from %s", call.call_id, call.caller_number)
+        try:
+            if self.ring_seconds > 0:
+                await call.ring()
+                try:
+                    await asyncio.wait_for(call.ended.wait(), self.ring_seconds)
+                except TimeoutError:
+                    pass
+            if call.state is CallState.ENDED:
+                self.abandoned += 1
+                log.info("call %s abandoned while ringing", call.call_id)
+                return
+            await call.answer()
+            self.answered += 1
+        except CallError as exc:
+            log.info("call %s ended before answer: %s", call.call_id, exc)
+            return
+        try:
+            end = await asyncio.wait_for(call.wait_ended(), self.max_duration)
+            log.info("call %s ended: %s", call.call_id, end.reason.value)
+        except TimeoutError:
+            log.info("call %s reached the %.0f s limit", call.call_id, self.max_duration)
+            await call.hangup()

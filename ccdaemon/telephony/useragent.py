@@ -1,0 +1,634 @@
+"""The daemon's SIP user agent: transports, registration, and every call leg.
+
+It is the transaction user of :class:`~ccdaemon.sip.transaction.TransactionLayer`: new
+requests are checked (containment, RFC 3261 §8.2 semantics) and turned into calls; in-dialog
+requests are routed to their :class:`Call`; outbound requests are sent with digest
+authentication answered on 401/407.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sip.address import Endpoint
+from ..sip.dialog import Dialog, DialogId
+from ..sip.digest import Credentials, DigestClient, select_challenge
+from ..sip.errors import ParseError
+from ..sip.headers import Headers
+from ..sip.message import SipRequest, SipResponse, make_response
+from ..sip.offer_answer import MediaCapabilities, NotAcceptable
+from ..sip.sdp import Direction, SdpError
+from ..sip.transaction import (
+    AckNotReceived,
+    MessageRejected,
+    RequestReceived,
+    SipTimers,
+    StrayResponse,
+    TransactionLayer,
+    TxEvent,
+    TxKey,
+)
+from ..sip.uri import SipUri, Uri, parse_sip_uri
+from ..sip.validate import check_request
+from .call import Call
+from .events import CallEnded, EndReason
+from .ids import IdFactory
+from .registration import Registration, RegistrationStatus
+from .rtp_ports import PortRangeExhausted, RtpPortAllocator
+from .sip_endpoint import ResponseCallback, SipEndpoint
+from .transport import TransportManager
+
+log = logging.getLogger(__name__)
+
+ALLOWED_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"})
+SUPPORTED_EXTENSIONS = frozenset({"replaces", "norefersub"})
+ACCEPTED_CONTENT_TYPES = frozenset({"application/sdp"})
+
+IncomingCallHandler = Callable[[Call], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class UaConfig:
+    """What the user agent needs; built from the daemon settings by ``UserAgent.from_settings``."""
+
+    pbx_host: str
+    username: str
+    password: str = field(repr=False)
+    pbx_port: int = 5060
+    pbx_transport: str = "udp"
+    domain: str | None = None  # defaults to pbx_host:pbx_port
+    auth_username: str | None = None
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 5070
+    transports: tuple[str, ...] = ("udp", "tcp")
+    contact_host: str | None = None
+    user_agent: str = "ccdaemon"
+    register: bool = True
+    register_expires: int = 300
+    register_retry_min: float = 5.0
+    register_retry_max: float = 300.0
+    allowed_sources: tuple[str, ...] = ()
+    unknown_source_policy: str = "reject"  # or "drop"
+    max_transactions_per_peer: int = 200
+    max_calls: int = 500
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    ptime: int = 20
+    timers: SipTimers = field(default_factory=SipTimers)
+
+
+class UserAgent:
+    def __init__(self, config: UaConfig, *, ids: IdFactory | None = None) -> None:
+        self.config = config
+        self.ids = ids or IdFactory()
+        self.user_agent = config.user_agent
+        self.layer = TransactionLayer(
+            timers=config.timers,
+            max_server_transactions_per_peer=config.max_transactions_per_peer,
+        )
+        self.transports = TransportManager(
+            on_datagram=lambda d, s: None, on_message=lambda m, s: None, on_stream_error=lambda e, s: None
+        )
+        self.endpoint: SipEndpoint  # created in start(), needs the running loop
+        self.digest = DigestClient(
+            Credentials(config.auth_username or config.username, config.password)
+        )
+        self.calls: dict[str, Call] = {}
+        self._dialogs: dict[DialogId, Call] = {}
+        self._invite_keys: dict[TxKey, Call] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._incoming_handler: IncomingCallHandler | None = None
+        self._allowed_networks = [ipaddress.ip_network(s, strict=False) for s in config.allowed_sources]
+        self._pbx_addresses: set[str] = set()
+        self._last_reject_log = 0.0
+        self.rejected_sources = 0
+        self.registration = Registration(
+            self,
+            expires=config.register_expires,
+            retry_min=config.register_retry_min,
+            retry_max=config.register_retry_max,
+        )
+        self.rtp_ports: RtpPortAllocator
+        self.contact_host = config.contact_host or config.listen_host
+        self.local_port = config.listen_port
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> UserAgent:
+        """Build from the daemon's :class:`ccdaemon.config.Settings`."""
+        from .settings_bridge import ua_config_from_settings
+
+        return cls(ua_config_from_settings(settings))
+
+    # --- identity -------------------------------------------------------------------------------
+
+    @property
+    def domain_host(self) -> str:
+        """The host part of our address of record (``[pbx] domain``, default the PBX host)."""
+        return (self.config.domain or self.config.pbx_host).partition(":")[0]
+
+    @property
+    def domain_port(self) -> int | None:
+        if self.config.domain is None:
+            return self.config.pbx_port
+        port = self.config.domain.partition(":")[2]
+        return int(port) if port.isdigit() else None
+
+    @property
+    def aor(self) -> SipUri:
+        """Our address of record: ``sip:<queue line>@<PBX domain>``."""
+        return SipUri(host=self.domain_host, user=self.config.username, port=self.domain_port)
+
+    @property
+    def pbx(self) -> str:
+        return f"{self.config.pbx_host}:{self.config.pbx_port}"
+
+    @property
+    def pbx_endpoint(self) -> Endpoint:
+        return Endpoint(self.config.pbx_host, self.config.pbx_port, self.config.pbx_transport)
+
+    def local_contact_uri(self, transport: str | None = None) -> SipUri:
+        transport = transport or self.config.pbx_transport
+        uri = SipUri(host=self.contact_host, user=self.config.username, port=self._port_for(transport))
+        return uri if transport == "udp" else uri.with_param("transport", transport)
+
+    def local_contact(self, transport: str | None = None) -> str:
+        return f"<{self.local_contact_uri(transport)}>"
+
+    def contact_for(self, request: SipRequest) -> str:
+        """The Contact for a response: reachable over the transport the request came in on."""
+        return self.local_contact(request.top_via.transport.lower())
+
+    def _port_for(self, transport: str) -> int:
+        if transport == "udp" and self.transports.udp_address:
+            return self.transports.udp_address[1]
+        if transport in ("tcp", "tls") and self.transports.tcp_address:
+            return self.transports.tcp_address[1]
+        return self.local_port
+
+    def add_capabilities(self, headers: Headers) -> None:
+        headers.add("Allow", ", ".join(sorted(ALLOWED_METHODS)))
+        headers.add("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))
+
+    def media_capabilities(self, port: int) -> MediaCapabilities:
+        return MediaCapabilities(
+            address=self.contact_host, port=port, codecs=self.config.codecs, ptime=self.config.ptime
+        )
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def on_incoming_call(self, handler: IncomingCallHandler) -> None:
+        self._incoming_handler = handler
+
+    async def start(self) -> None:
+        self.endpoint = SipEndpoint(
+            self.layer, self.transports, on_event=self._on_tx_event, accept_source=self._accept_source
+        )
+        if "udp" in self.config.transports:
+            await self.transports.listen_udp(self.config.listen_host, self.config.listen_port)
+        if "tcp" in self.config.transports:
+            port = self.transports.udp_address[1] if self.transports.udp_address else self.config.listen_port
+            await self.transports.listen_tcp(self.config.listen_host, port)
+        if self.config.contact_host is None and self.config.listen_host in ("0.0.0.0", "::"):
+            self.contact_host = _route_source_address(self.config.pbx_host)
+        self.rtp_ports = RtpPortAllocator(
+            self.contact_host if self.config.listen_host in ("0.0.0.0", "::") else self.config.listen_host,
+            self.config.rtp_port_min,
+            self.config.rtp_port_max,
+        )
+        self._pbx_addresses = await _resolve(self.config.pbx_host, self.config.pbx_port)
+        self.layer.set_local_sent_by(self._is_local_sent_by)
+        if self.config.register:
+            self.spawn(self.registration.run(), "sip-registration")
+        log.info("SIP user agent %s listening on %s (udp=%s tcp=%s)", self.aor, self.contact_host,
+                 self.transports.udp_address, self.transports.tcp_address)
+
+    async def stop(self, *, drain: float = 5.0) -> None:
+        """Hang up every call, unregister, close sockets."""
+        calls = list(self.calls.values())
+        if calls:
+            await asyncio.wait([asyncio.ensure_future(c.hangup()) for c in calls], timeout=drain)
+        if self.config.register:
+            await self.registration.unregister()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transports.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    @property
+    def registration_status(self) -> RegistrationStatus:
+        return self.registration.status
+
+    # --- containment ----------------------------------------------------------------------------
+
+    def _is_allowed(self, host: str) -> bool:
+        if host in self._pbx_addresses:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self._allowed_networks)
+
+    def _accept_source(self, source: Endpoint) -> bool:
+        """Drop early (before parsing) when the policy is 'drop'; 'reject' answers 403 later."""
+        if self.config.unknown_source_policy != "drop" or self._is_allowed(source.host):
+            return True
+        self._note_rejected(source)
+        return False
+
+    def _note_rejected(self, source: Endpoint) -> None:
+        self.rejected_sources += 1
+        now = time.monotonic()
+        if now - self._last_reject_log > 10:  # rate-limited: a scan must not flood the journal
+            self._last_reject_log = now
+            log.warning("refused SIP from %s (not the PBX nor allowed); %d so far", source, self.rejected_sources)
+
+    def _is_local_sent_by(self, sent_by: Endpoint) -> bool:
+        """Whether a response's top Via names us (§18.1.2: others' responses are dropped)."""
+        return sent_by.port in (self._port_for("udp"), self._port_for("tcp"))
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def _stamp_via(self, request: SipRequest, dest: Endpoint) -> None:
+        request.headers.remove("Via")
+        port = self._port_for(dest.transport)
+        request.headers.prepend(
+            "Via", f"SIP/2.0/{dest.transport.upper()} {self.contact_host}:{port};branch={self.ids.branch()};rport"
+        )
+
+    async def send_with_auth(
+        self,
+        request: SipRequest,
+        dest: Endpoint,
+        *,
+        on_response: ResponseCallback | None = None,
+        dialog: Dialog | None = None,
+        on_resend: Callable[[SipRequest], None] | None = None,
+    ) -> tuple[SipResponse, SipRequest]:
+        """Send ``request``; answer one 401/407 challenge (more only when stale); return the final
+        response and the request that got it (its CSeq may have grown)."""
+        previous_failed = False
+        while True:
+            self._stamp_via(request, dest)
+            client = self.endpoint.send_request(request, dest, on_response=on_response)
+            response = await client.final
+            if response.status not in (401, 407):
+                return response, request
+            proxy = response.status == 407
+            values = response.headers.get_lines("Proxy-Authenticate" if proxy else "WWW-Authenticate")
+            try:
+                challenge = select_challenge(values, proxy=proxy)
+            except ParseError as exc:
+                log.warning("unusable %d challenge from %s: %s", response.status, dest, exc)
+                return response, request
+            if not self.digest.should_retry(challenge, previous_failed=previous_failed):
+                return response, request
+            previous_failed = True
+            request = request.copy()
+            cseq = request.cseq
+            if dialog is not None and request.method != "ACK":
+                dialog.local_seq += 1
+                new_seq = dialog.local_seq
+            else:
+                new_seq = cseq.seq + 1
+            request.headers.set("CSeq", f"{new_seq} {cseq.method}")
+            name, value = self.digest.authorize(
+                challenge, method=request.method, uri=str(request.uri), cnonce=self.ids.cnonce(), body=request.body
+            )
+            request.headers.set(name, value)
+            if on_resend is not None:
+                on_resend(request)
+
+    async def send_in_dialog(self, dialog: Dialog, request: SipRequest, *, invite: bool = False) -> SipResponse:
+        dest = await self.endpoint_for_uri(dialog.next_hop())
+        response, _ = await self.send_with_auth(request, dest, dialog=dialog)
+        dialog.accept_response(response)
+        if invite and response.is_success:
+            self.send_ack(dialog.ack_for(response.cseq.seq), dialog)
+        return response
+
+    def send_ack(self, ack: SipRequest, dialog: Dialog) -> None:
+        hop = dialog.next_hop()
+        dest = self._endpoint_for_literal(hop)
+        if dest is None:
+            self.spawn(self._send_ack_resolved(ack, hop), "ack-resolve")
+            return
+        self._stamp_via(ack, dest)
+        self.endpoint.send_ack(ack, dest)
+
+    async def _send_ack_resolved(self, ack: SipRequest, hop: Uri) -> None:
+        dest = await self.endpoint_for_uri(hop)
+        self._stamp_via(ack, dest)
+        self.endpoint.send_ack(ack, dest)
+
+    def _endpoint_for_literal(self, uri: Uri) -> Endpoint | None:
+        if not isinstance(uri, SipUri):
+            return self.pbx_endpoint
+        host = uri.host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return Endpoint(host, uri.port or (5061 if uri.scheme == "sips" else 5060), uri.transport)
+
+    async def endpoint_for_uri(self, uri: Uri) -> Endpoint:
+        """Where to send a request for ``uri`` (RFC 3263 reduced to A/AAAA lookups and port 5060)."""
+        literal = self._endpoint_for_literal(uri)
+        if literal is not None:
+            return literal
+        assert isinstance(uri, SipUri)
+        if uri.host.lower() == self.config.pbx_host.lower() and (uri.port in (None, self.config.pbx_port)):
+            return self.pbx_endpoint
+        addresses = await _resolve(uri.host, uri.port or 5060)
+        if not addresses:
+            return self.pbx_endpoint
+        return Endpoint(sorted(addresses)[0], uri.port or 5060, uri.transport)
+
+    # --- outbound calls -------------------------------------------------------------------------
+
+    async def dial(
+        self,
+        target: str,
+        *,
+        ring_timeout: float = 30.0,
+        display_name: str | None = None,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> Call:
+        """Ring ``target`` (a SIP URI or an extension on the PBX) through the PBX.
+
+        Returns at once with the call in CALLING state; wait for ``call.answered`` or its events.
+        The call is cancelled (EndReason.NO_ANSWER) after ``ring_timeout`` seconds.
+        """
+        uri = parse_sip_uri(target if ":" in target.split("@")[0] else f"sip:{target}@{self.domain_host}"
+                            + (f":{self.domain_port}" if self.domain_port and "@" not in target else ""))
+        call = Call(self, inbound=False, call_id=self.ids.call_id(), local_tag=self.ids.tag(),
+                    rtp=self.rtp_ports.allocate())
+        offer = call._new_offer(Direction.SENDRECV)
+        call.local_sdp = offer
+        headers = Headers()
+        headers.add("Max-Forwards", "70")
+        display = f'"{display_name}" ' if display_name else ""
+        headers.add("From", f"{display}<{self.aor}>;tag={call.local_tag}")
+        headers.add("To", f"<{uri}>")
+        headers.add("Call-ID", call.call_id)
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.local_contact())
+        headers.add("User-Agent", self.user_agent)
+        self.add_capabilities(headers)
+        for name, value in extra_headers or []:
+            headers.add(name, value)
+        headers.add("Content-Type", "application/sdp")
+        invite = SipRequest("INVITE", uri, headers, offer.to_bytes())
+        call.invite = invite
+        self.calls[call.call_id] = call
+        self.spawn(self._run_outbound(call, ring_timeout), f"dial-{call.call_id}")
+        return call
+
+    async def _run_outbound(self, call: Call, ring_timeout: float) -> None:
+        assert call.invite is not None
+
+        def on_response(response: SipResponse) -> None:
+            assert call.invite is not None
+            call._on_invite_response(call.invite, response)
+
+        def on_resend(request: SipRequest) -> None:
+            call.invite = request
+
+        sending = asyncio.ensure_future(
+            self.send_with_auth(call.invite, self.pbx_endpoint, on_response=on_response, on_resend=on_resend)
+        )
+        try:
+            response, _ = await asyncio.wait_for(asyncio.shield(sending), ring_timeout)
+        except TimeoutError:
+            await self.cancel_outbound(call, reason=EndReason.NO_ANSWER)
+            try:
+                response, _ = await asyncio.wait_for(sending, 40)
+            except TimeoutError:
+                return
+            if response.is_success:
+                return
+            return
+        if response.status >= 300 and call.state is not call.state.ENDED:
+            call._finish(CallEnded(EndReason.REJECTED, response.status, response.reason))
+
+    async def cancel_outbound(self, call: Call, *, reason: EndReason = EndReason.LOCAL_HANGUP) -> None:
+        """CANCEL an unanswered outbound INVITE (after a provisional, as §9.1 requires)."""
+        invite = call.invite
+        assert invite is not None
+        call._finish(CallEnded(reason))
+        client = next((c for c in self.endpoint._clients.values() if c.request is invite), None)
+        if client is not None and not client.provisional_seen.is_set():
+            try:
+                await asyncio.wait_for(client.provisional_seen.wait(), 4)
+            except TimeoutError:
+                return  # nothing heard: Timer B ends the INVITE transaction
+        headers = Headers()
+        headers.add("Via", invite.headers.get_lines("Via")[0])
+        for route in invite.headers.get_lines("Route"):
+            headers.add("Route", route)
+        headers.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            headers.add(name, invite.headers.get(name) or "")
+        headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
+        cancel = SipRequest("CANCEL", invite.uri, headers)
+        self.endpoint.send_request(cancel, self.pbx_endpoint)
+
+    # --- bookkeeping used by Call ---------------------------------------------------------------
+
+    def register_dialog(self, call: Call) -> None:
+        assert call.dialog is not None
+        self._dialogs[call.dialog.id] = call
+
+    def forget_dialog(self, call: Call) -> None:
+        if call.dialog is not None:
+            self._dialogs.pop(call.dialog.id, None)
+
+    def call_finished(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        if call.invite_key is not None:
+            self._invite_keys.pop(call.invite_key, None)
+        call.rtp.release()
+        # keep the dialog mapping briefly so late retransmissions and BYE responses still match
+        loop = asyncio.get_running_loop()
+        loop.call_later(32, self.forget_dialog, call)
+
+    # --- what arrives ---------------------------------------------------------------------------
+
+    def _on_tx_event(self, event: TxEvent) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, StrayResponse):
+            self._on_stray_response(event.response)
+        elif isinstance(event, AckNotReceived):
+            call = self._invite_keys.get(event.key)
+            if call is not None:
+                call._on_ack_timeout()
+        elif isinstance(event, MessageRejected):
+            log.debug("rejected message from %s: %s", event.source, event.reason)
+
+    def _on_stray_response(self, response: SipResponse) -> None:
+        """A 2xx retransmission after the INVITE transaction ended: ACK it again (§13.2.2.4)."""
+        if response.cseq.method != "INVITE" or not response.is_success:
+            return
+        dialog_id = DialogId(response.call_id, response.from_.tag or "", response.to.tag or "")
+        call = self._dialogs.get(dialog_id)
+        if call is not None and call.dialog is not None:
+            self.send_ack(call.dialog.ack_for(response.cseq.seq), call.dialog)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request, key, source = event.request, event.key, event.source
+        method = request.method
+        if method == "ACK":
+            call = self._match_dialog(request)
+            if call is not None:
+                call._on_request(request, None)
+            return
+        assert key is not None
+        if self.config.unknown_source_policy == "reject" and not self._is_allowed(source.host):
+            self._note_rejected(source)
+            self.endpoint.send_response(key, make_response(request, 403, "Forbidden (source not allowed)"))
+            return
+        if method == "CANCEL":
+            self._on_cancel(request, key, getattr(event, "cancelled", None))
+            return
+        if request.to.tag:
+            call = self._match_dialog(request)
+            if call is None:
+                self.endpoint.send_response(key, make_response(request, 481))
+            else:
+                call._on_request(request, key)
+            return
+        rejection = check_request(
+            request,
+            allowed_methods=ALLOWED_METHODS,
+            supported_extensions=SUPPORTED_EXTENSIONS,
+            accepted_content_types=ACCEPTED_CONTENT_TYPES,
+        )
+        if rejection is not None:
+            self.add_capabilities(rejection.headers) if rejection.status == 405 else None
+            self.endpoint.send_response(key, rejection)
+            return
+        if method == "INVITE":
+            self._on_new_invite(request, key)
+        elif method == "OPTIONS":
+            response = make_response(request, 200)
+            self.add_capabilities(response.headers)
+            response.headers.add("Accept", "application/sdp")
+            self.endpoint.send_response(key, response)
+        else:
+            # BYE/INFO/REFER/NOTIFY/UPDATE outside any dialog
+            self.endpoint.send_response(key, make_response(request, 481))
+
+    def _match_dialog(self, request: SipRequest) -> Call | None:
+        dialog_id = DialogId(request.call_id, request.to.tag or "", request.from_.tag or "")
+        return self._dialogs.get(dialog_id)
+
+    def _on_cancel(self, request: SipRequest, key: TxKey, invite_key: TxKey | None) -> None:
+        call = self._invite_keys.get(invite_key) if invite_key is not None else None
+        if call is None:
+            call = next(
+                (c for c in self._invite_keys.values()
+                 if c.invite is not None and c.invite.top_via.branch == request.top_via.branch),
+                None,
+            )
+        if call is None or call.invite is None:
+            self.endpoint.send_response(key, make_response(request, 481))
+            return
+        self.endpoint.send_response(key, make_response(request, 200))
+        if call.state.name in ("INCOMING", "RINGING"):
+            self.endpoint.send_response(
+                call._key(), make_response(call.invite, 487, to_tag=call.local_tag)
+            )
+            call._on_cancel()
+
+    def _on_new_invite(self, request: SipRequest, key: TxKey) -> None:
+        if len(self.calls) >= self.config.max_calls:
+            response = make_response(request, 503, "Too Many Calls")
+            response.headers.add("Retry-After", "30")
+            self.endpoint.send_response(key, response)
+            return
+        replaced: Call | None = None
+        replaces_value = request.headers.get("Replaces")
+        if replaces_value is not None:
+            from .call import parse_replaces
+
+            target = parse_replaces(replaces_value)
+            replaced = None
+            if target is not None:
+                replaced = self._dialogs.get(DialogId(target.call_id, target.to_tag, target.from_tag))
+            if replaced is None or replaced.state.name == "ENDED":
+                self.endpoint.send_response(key, make_response(request, 481))
+                return
+        try:
+            rtp = self.rtp_ports.allocate()
+        except PortRangeExhausted as exc:
+            log.error("%s", exc)
+            self.endpoint.send_response(key, make_response(request, 503, "No Media Ports"))
+            return
+        call = Call(self, inbound=True, call_id=request.call_id, local_tag=self.ids.tag(), rtp=rtp)
+        try:
+            call._start_inbound(request, key)
+            if call.remote_offer is not None:
+                call._negotiate_answer()
+        except SdpError as exc:
+            rtp.release()
+            self.endpoint.send_response(key, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
+            return
+        except NotAcceptable as exc:
+            rtp.release()
+            response = make_response(request, 488)
+            response.headers.add("Warning", f'304 {self.contact_host} "{str(exc)[:100]}"')
+            self.endpoint.send_response(key, response)
+            return
+        call.replaces = replaced
+        self.calls[call.call_id] = call
+        self._invite_keys[key] = call
+        if self._incoming_handler is None:
+            self.spawn(call.reject(480, "No Application"), "reject-no-app")
+            return
+        self.spawn(self._run_incoming(call), f"incoming-{call.call_id}")
+
+    async def _run_incoming(self, call: Call) -> None:
+        assert self._incoming_handler is not None
+        try:
+            await self._incoming_handler(call)
+        except Exception:
+            log.exception("call handler failed for %s", call.call_id)
+            await call.hangup()
+
+
+def _route_source_address(host: str) -> str:
+    """The local address the kernel would use to reach ``host`` (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((host, 9))
+            return str(sock.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+async def _resolve(host: str, port: int) -> set[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError:
+        return set()
+    return {str(info[4][0]) for info in infos}
