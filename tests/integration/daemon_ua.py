@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,8 +30,13 @@ class CallCollector:
 
 
 @asynccontextmanager
-async def running_ua(kamailio: Kamailio, **overrides: Any) -> AsyncIterator[tuple[UserAgent, CallCollector]]:
-    """Start a UA registered as the queue line (``100``); stop it (unregister) afterwards."""
+async def running_ua(
+    kamailio: Kamailio, handler: Callable[[Call], Awaitable[None]] | None = None, **overrides: Any
+) -> AsyncIterator[tuple[UserAgent, CallCollector]]:
+    """Start a UA registered as the queue line (``100``); stop it (unregister) afterwards.
+
+    Incoming calls go to ``handler`` when given, else to the returned :class:`CallCollector`.
+    """
     options: dict[str, Any] = {
         "pbx_host": kamailio.host,
         "pbx_port": kamailio.port,
@@ -49,7 +54,7 @@ async def running_ua(kamailio: Kamailio, **overrides: Any) -> AsyncIterator[tupl
     options.update(overrides)
     ua = UserAgent(UaConfig(**options))
     collector = CallCollector()
-    ua.on_incoming_call(collector)
+    ua.on_incoming_call(handler or collector)
     await ua.start()
     try:
         if options.get("register", True):

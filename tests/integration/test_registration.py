@@ -1,0 +1,90 @@
+"""Registration with a real kamailio: digest, refresh, PBX restart, wrong password, unregister."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from ccdaemon.telephony.registration import RegistrationState
+from tests.integration.daemon_ua import QUEUE_LINE, running_ua
+from tests.peers.kamailio import Kamailio
+
+pytestmark = pytest.mark.peers
+
+
+async def test_registers_refreshes_and_unregisters(kamailio: Kamailio) -> None:
+    async with running_ua(kamailio, register_expires=10) as (ua, _):
+        contacts = await kamailio.wait_registered_async(QUEUE_LINE)
+        assert contacts == [f"sip:{QUEUE_LINE}@127.0.0.1:{ua.transports.udp_address[1]}"]  # type: ignore[index]
+        assert ua.registration.status.expires_in == 10
+        first_cseq = ua.registration._cseq
+        # refreshed at half the granted time: still registered after the first expiry would hit
+        await asyncio.sleep(6)
+        assert ua.registration._cseq > first_cseq
+        assert ua.registration.state is RegistrationState.REGISTERED
+        assert kamailio.registered_contacts(QUEUE_LINE)
+    assert kamailio.registered_contacts(QUEUE_LINE) == []  # unregistered on stop
+
+
+async def test_reregisters_after_pbx_restart(kamailio: Kamailio) -> None:
+    async with running_ua(kamailio, register_expires=10) as (ua, _):
+        await kamailio.wait_registered_async(QUEUE_LINE)
+        await kamailio.restart_async()
+        assert kamailio.registered_contacts(QUEUE_LINE) == []  # kamailio forgot us
+        contacts = await kamailio.wait_registered_async(QUEUE_LINE, timeout=15)
+        assert contacts
+        assert ua.registration.state is RegistrationState.REGISTERED
+
+
+async def test_pbx_down_then_up_backs_off_and_recovers(kamailio: Kamailio) -> None:
+    kamailio.stop()
+    # running_ua waits for registration, so with the PBX down the UA is started by hand
+    from ccdaemon.telephony.useragent import UaConfig, UserAgent
+
+    ua = UserAgent(UaConfig(pbx_host=kamailio.host, pbx_port=kamailio.port, username=QUEUE_LINE,
+                            password=kamailio.users[QUEUE_LINE], listen_host="127.0.0.1", listen_port=0,
+                            register_retry_min=0.5, register_retry_max=2.0, register_expires=30,
+                            timers=_fast_timers()))
+    await ua.start()
+    try:
+        # Timer F is 64*T1 = 3.2 s here: the first REGISTER times out, then back-off retries
+        await asyncio.sleep(4.0)
+        assert ua.registration.state in (RegistrationState.RETRYING, RegistrationState.REGISTERING)
+        assert ua.registration.status.last_status == 408
+        kamailio.start()
+        await asyncio.wait_for(ua.registration.registered.wait(), 10)
+        assert kamailio.registered_contacts(QUEUE_LINE)
+    finally:
+        await ua.stop()
+
+
+async def test_wrong_password_gives_one_clear_error_and_no_loop(
+    kamailio: Kamailio, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ccdaemon.telephony.useragent import UaConfig, UserAgent
+
+    caplog.set_level(logging.INFO)
+    ua = UserAgent(UaConfig(pbx_host=kamailio.host, pbx_port=kamailio.port, username=QUEUE_LINE,
+                            password="not-the-password", listen_host="127.0.0.1", listen_port=0,
+                            register_retry_min=0.5, register_retry_max=60))
+    await ua.start()
+    try:
+        await asyncio.sleep(3)
+        assert ua.registration.state is RegistrationState.AUTH_FAILED
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1
+        message = errors[0].getMessage()
+        assert f"account sip:{QUEUE_LINE}@" in message and "rejected the credentials" in message
+        assert "not-the-password" not in caplog.text  # passwords are never logged
+        # one REGISTER without credentials, one with: then silence (no tight loop)
+        assert ua.registration._cseq == 2
+    finally:
+        await ua.stop()
+
+
+def _fast_timers():  # type: ignore[no-untyped-def]
+    from ccdaemon.sip.transaction import SipTimers
+
+    return SipTimers(t1=0.05, t2=0.4, t4=0.5)
