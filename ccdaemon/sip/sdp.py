@@ -753,19 +753,24 @@ def _listed_payload_type(text: str, payload_types: list[int]) -> int | None:
 
 
 def _absorb_rtpmap(result: _Attributes, rest: str, payload_types: list[int]) -> bool:
+    """Record a listed payload type's rtpmap; a malformed one is kept verbatim and ignored.
+
+    Real offers carry odd rtpmaps for codecs nobody uses (RFC 4475's ``a=rtpmap:31 LPC``); failing
+    the whole call for them would turn a harmless oddity into a lost caller.
+    """
     fields = rest.split()
     pt = _listed_payload_type(fields[0], payload_types) if fields else None
-    if pt is None or pt in result.rtpmaps:
+    if pt is None or pt in result.rtpmaps or len(fields) != 2:
         return False
-    if len(fields) != 2:
-        raise ValueError(f"rtpmap needs <pt> <encoding>/<clock rate>: {_shorten(rest)}")
     parts = fields[1].split("/")
     if len(parts) not in (2, 3) or not parts[0]:
-        raise ValueError(f"rtpmap needs <encoding>/<clock rate>[/<channels>]: {_shorten(rest)}")
-    clock_rate = _parse_int(parts[1], "rtpmap clock rate")
-    channels = _parse_int(parts[2], "rtpmap channels") if len(parts) == 3 else 1
+        return False
+    if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts[1:]):
+        return False
+    clock_rate = int(parts[1])
+    channels = int(parts[2]) if len(parts) == 3 else 1
     if clock_rate == 0 or channels == 0:
-        raise ValueError(f"rtpmap clock rate and channels must be positive: {_shorten(rest)}")
+        return False
     result.rtpmaps[pt] = (parts[0], clock_rate, channels)
     return True
 

@@ -177,6 +177,23 @@ def test_trusted_sources_and_static_routes(make_kamailio: Callable[..., Kamailio
     uas.wait_calls(6)
 
 
+def test_pbx_without_invite_auth(make_kamailio: Callable[..., Kamailio], peers: PeerSet) -> None:
+    uas = peers.sipp_uas("uas_answer.xml", service="250")
+    pbx = make_kamailio(require_invite_auth=False, static_routes={"250": uas.contact()})
+    result = peers.run_sipp(
+        "uac_invite_noauth.xml", pbx, service="250", calls=3, rate=30, keys={"caller": "999"}
+    )
+    assert result.check().stats.successful_calls == 3
+    # REGISTER is still challenged
+    assert not peers.run_sipp(
+        "uac_register_auth.xml",
+        pbx,
+        service="201",
+        auth=("201", "wrong"),
+        keys={"contact_port": "5999", "expires": "60"},
+    ).ok
+
+
 def test_no_answer_times_out_with_408(make_kamailio: Callable[..., Kamailio], peers: PeerSet) -> None:
     pbx = make_kamailio(fr_inv_timer_ms=1000)
     ringing = peers.sipp_uas("uas_ring_no_answer.xml", service="202")
