@@ -99,3 +99,7 @@ def check_config(config_path: Path | None, output: str) -> None:
     else:
         click.echo(dump_toml(settings), nl=False)
     click.echo("configuration OK", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The real daemon process (`ccdaemon run --config`) against kamailio and a baresip caller."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.peers.kamailio import Kamailio
+from tests.peers.peerset import PeerSet
+from tests.peers.ports import free_port
+
+pytestmark = pytest.mark.peers
+CCDAEMON = [sys.executable, "-m", "ccdaemon.cli"]
+
+
+def _config(tmp_path: Path, kamailio: Kamailio, *, password: str) -> Path:
+    rtp = free_port(span=4)
+    path = tmp_path / "ccdaemon.toml"
+    path.write_text(
+        f"""
+[sip]
+listen_host = "127.0.0.1"
+listen_port = {free_port()}
+
+[pbx]
+host = "{kamailio.host}"
+port = {kamailio.port}
+username = "100"
+password = "{password}"
+register_expires = 60
+
+[media]
+rtp_port_min = {rtp - rtp % 2 + 2}
+rtp_port_max = {rtp - rtp % 2 + 402}
+
+[log]
+level = "INFO"
+"""
+    )
+    return path
+
+
+def test_daemon_registers_answers_and_unregisters_on_sigterm(
+    kamailio: Kamailio, peers: PeerSet, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, kamailio, password=kamailio.users["100"])
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        kamailio.wait_registered("100", timeout=10)
+        caller = peers.baresip("300")
+        caller.dial(kamailio.uri("100"))
+        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        caller.hangup()
+        caller.wait_for_event("CALL_CLOSED", timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert kamailio.registered_contacts("100") == []  # unregistered on the way out
+    text = log_path.read_text()
+    assert "secret" not in text and kamailio.users["100"] not in text  # no password in the log
+
+
+def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[pbx]\nhost = "127.0.0.1"\nusername = "100"\npassword = "x"\n\n[media]\nrtp_port_min = 30000\n'
+                    "rtp_port_max = 20000\n")
+    result = subprocess.run([*CCDAEMON, "run", "--config", str(path)], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "NOTIFY_SOCKET": ""})
+    assert result.returncode == 78
+    assert "media.rtp_port_min" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_password_logs_one_error_naming_account(kamailio: Kamailio, tmp_path: Path) -> None:
+    config = _config(tmp_path, kamailio, password="wrong-password")
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(3)
+        assert proc.poll() is None  # keeps running (a PBX may be fixed later) but does not loop
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    text = log_path.read_text()
+    errors = [line for line in text.splitlines() if "rejected the credentials" in line]
+    assert len(errors) == 1, text
+    assert "sip:100@" in errors[0]
+    assert "wrong-password" not in text
