@@ -171,6 +171,10 @@ class SipSettings(_Section):
     @classmethod
     def _transports_unique(cls, value: list[Transport]) -> list[Transport]:
         _no_duplicates(value)
+        if "tls" in value:
+            # the transport interface carries "tls" end to end, but no TLS socket exists yet:
+            # refusing here beats a daemon that starts and silently never listens on it
+            raise ValueError("tls is not available yet; use udp and/or tcp (see docs/decisions/0003-transports.md)")
         return value
 
     @model_validator(mode="after")

@@ -82,13 +82,19 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     ("extra", "domain"),
     [
         ("port = 5080\n", "127.0.0.1:5080"),
-        ('port = 5061\ntransport = "tls"\n', "127.0.0.1"),
         ('domain = "office.example"\n', "office.example"),
     ],
 )
 def test_domain_defaults_to_host_and_non_default_port(tmp_path: Path, extra: str, domain: str) -> None:
     text = MINIMAL + extra + ('[sip]\ntransports = ["udp", "tls"]\n' if "tls" in extra else "")
     assert load_config(write(tmp_path, text)).pbx.domain == domain
+
+
+def test_tls_is_refused_until_it_exists(tmp_path: Path) -> None:
+    text = MINIMAL + '[sip]\ntransports = ["udp", "tls"]\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert str(info.value).startswith("sip.transports: tls is not available yet")
 
 
 def test_values_are_normalised(tmp_path: Path) -> None:
