@@ -8,7 +8,6 @@ twice, so two fixtures of one test cannot collide with each other even before th
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 import threading
@@ -69,13 +68,37 @@ def free_port(span: int = 1, host: str = LOOPBACK, attempts: int = 200) -> int:
     raise RuntimeError(f"no free span of {span} port(s) on {host} after {attempts} attempts")
 
 
+def tcp_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts a TCP connection on ``host:port`` right now."""
+    try:
+        with socket.create_connection((assert_loopback(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def udp_bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((assert_loopback(host), port))
+        except OSError:
+            return False
+    return True
+
+
+def released(host: str, port: int, *, udp: bool = True, tcp: bool = True) -> bool:
+    """True when no process holds ``port`` any more: UDP bindable, TCP refusing connections.
+
+    Unlike ``port_is_free`` this ignores TCP TIME_WAIT left by a stopped server, which blocks a plain
+    bind for a minute but not the server itself (kamailio and mosquitto rebind with SO_REUSEADDR).
+    """
+    return (not udp or udp_bindable(host, port)) and (not tcp or not tcp_accepts(host, port, 0.2))
+
+
 def wait_for_tcp(host: str, port: int, timeout: float = 10.0, interval: float = 0.02) -> None:
     """Block until something accepts TCP connections on ``host:port``; ``TimeoutError`` otherwise."""
-    assert_loopback(host)
     deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
+    while not tcp_accepts(host, port):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"nothing listens on tcp {host}:{port} after {timeout:.1f}s")
         time.sleep(interval)

@@ -17,9 +17,11 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 
 class PeerError(RuntimeError):
@@ -107,16 +109,23 @@ class ManagedProcess:
         )
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        """Stop the process we started: stop_signal, wait, SIGKILL; then reap its process group."""
+        """Stop the process we started: stop_signal, wait, stop_signal again, wait, SIGKILL; then reap
+        whatever is left in its process group."""
         proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(self.stop_signal)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
+            # a second stop signal forces peers that wait on the network before exiting (baresip
+            # un-registers on SIGTERM and waits for the registrar; a second SIGTERM quits at once)
+            for grace in (min(1.0, timeout), timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(self.stop_signal)
+                try:
+                    proc.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait(timeout)
@@ -129,7 +138,7 @@ class ManagedProcess:
 
     @staticmethod
     def _reap_group(pgid: int, timeout: float) -> None:
-        """Children left in the session we created (same pgid as our child's PID) get SIGTERM, then SIGKILL."""
+        """Children left in the session we created (pgid = our child's PID): SIGTERM, then SIGKILL."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(pgid, sig)
@@ -162,7 +171,7 @@ class ManagedProcess:
         )
 
 
-def wait_until[T](
+def wait_until(
     probe: Callable[[], T | None],
     timeout: float,
     what: str,
