@@ -174,7 +174,9 @@ class SipSettings(_Section):
         if "tls" in value:
             # the transport interface carries "tls" end to end, but no TLS socket exists yet:
             # refusing here beats a daemon that starts and silently never listens on it
-            raise ValueError("tls is not available yet; use udp and/or tcp (see docs/decisions/0003-transports.md)")
+            raise ValueError(
+                "tls is not available yet; use udp and/or tcp (see docs/decisions/0003-transports.md)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -200,9 +202,10 @@ class PbxSettings(_Section):
     password_file: Path | None = None
     password: SecretStr = SecretStr("")  # "": read password_file or $CREDENTIALS_DIRECTORY/pbx-password
     register: bool = True
-    register_expires: int = Field(default=300, ge=60, le=86_400)
+    register_expires: int = Field(default=120, ge=60, le=86_400)
     register_retry_min: float = Field(default=5.0, gt=0, le=3600)
     register_retry_max: float = Field(default=300.0, gt=0, le=86_400)
+    keepalive_interval: float = Field(default=30.0, ge=0, le=3600)  # OPTIONS to the PBX; 0 = off
     outbound_proxy: str | None = None
 
     @field_validator("host")

@@ -14,9 +14,11 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol
 
+from ccdaemon.app.answering import AnsweringFlow
 from ccdaemon.config import ConfigError, Settings, is_wildcard, version
 from ccdaemon.logging_setup import set_level
 from ccdaemon.sdnotify import Notifier
+from ccdaemon.telephony.useragent import UserAgent
 
 __all__ = [
     "DRAIN_TIMEOUT",
@@ -63,9 +65,6 @@ async def _start_telephony(settings: Settings) -> UserAgentLike | None:
     ``start()`` binds the SIP transports and begins registering in the background: it must not wait
     for the PBX, or a PBX outage at boot would hold back READY and become a restart loop.
     """
-    from .app.answering import AnsweringFlow
-    from .telephony.useragent import UserAgent
-
     ua = UserAgent.from_settings(settings)
     ua.on_incoming_call(AnsweringFlow())
     await ua.start()

@@ -7,6 +7,7 @@ the call is logged) and is what the signalling benchmark measures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ..telephony.call import Call, CallError
@@ -30,10 +31,8 @@ class AnsweringFlow:
         try:
             if self.ring_seconds > 0:
                 await call.ring()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(call.ended.wait(), self.ring_seconds)
-                except TimeoutError:
-                    pass
             if call.state is CallState.ENDED:
                 self.abandoned += 1
                 log.info("call %s abandoned while ringing", call.call_id)

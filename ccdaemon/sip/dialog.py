@@ -145,7 +145,11 @@ class Dialog:
         headers = Headers()
         request_uri: Uri = self.remote_target
         routes = [str(r) for r in self.route_set]
-        if self.route_set and isinstance(self.route_set[0].uri, SipUri) and self.route_set[0].uri.param("lr") is None:
+        if (
+            self.route_set
+            and isinstance(self.route_set[0].uri, SipUri)
+            and self.route_set[0].uri.param("lr") is None
+        ):
             # strict router (RFC 2543): it goes in the Request-URI, the target becomes the last Route
             request_uri = self.route_set[0].uri
             routes = [str(r) for r in self.route_set[1:]] + [f"<{self.remote_target}>"]
@@ -251,7 +255,9 @@ class DialogTable:
 
     def match(self, message: SipMessage) -> Dialog | None:
         dialog_id = (
-            dialog_id_of_request(message) if isinstance(message, SipRequest) else dialog_id_of_response(message)
+            dialog_id_of_request(message)
+            if isinstance(message, SipRequest)
+            else dialog_id_of_response(message)
         )
         return None if dialog_id is None else self._dialogs.get(dialog_id)
 

@@ -12,11 +12,36 @@ from .errors import ParseError
 
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_DIGITS_RE = re.compile(r"[0-9]+\Z")
+_WSP_RUN_RE = re.compile(r"[ \t]+")
 WSP = " \t"
 
 
 def is_token(text: str) -> bool:
     return bool(_TOKEN_RE.match(text))
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' or '٣', which ``int`` rejects or misreads."""
+    return bool(_DIGITS_RE.match(text))
+
+
+def parse_uint(text: str, what: str, *, maximum: int) -> int:
+    """Parse a non-negative decimal at most ``maximum``; raises ParseError naming ``what``.
+
+    Leading zeros are allowed ("0068"); the length is bounded before ``int`` runs so a hostile
+    100,000-digit value costs nothing (and never hits Python's int-from-str digit limit).
+    """
+    text = text.strip(WSP)
+    significant = text.lstrip("0")
+    if not is_digits(text) or len(significant) > len(str(maximum)) or int(significant or "0") > maximum:
+        raise ParseError(f"malformed {what} {text[:40]!r}")
+    return int(significant or "0")
+
+
+def split_wsp(text: str) -> list[str]:
+    """Split at runs of SP/HT only (``str.split()`` would also split at Unicode spaces)."""
+    return [part for part in _WSP_RUN_RE.split(text) if part]
 
 
 def split_outside_quotes(text: str, separator: str) -> list[str]:
@@ -85,9 +110,17 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+_NEEDS_ESCAPE_RE = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+
+
 def quote(text: str) -> str:
-    """Quote ``text`` as a SIP quoted-string, escaping backslashes and quotes."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Quote ``text`` as a SIP quoted-string (RFC 3261 §25.1).
+
+    Backslash, quote and control characters become quoted-pairs (a raw control character would
+    be refused by our own parser); CR and LF cannot be quoted at all and become spaces.
+    """
+    text = text.replace("\r", " ").replace("\n", " ")
+    return '"' + _NEEDS_ESCAPE_RE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
 def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
@@ -97,6 +130,7 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     quotes so the serializer can reproduce them.
     """
     params: list[tuple[str, str | None]] = []
+    original = text
     text = text.strip(WSP)
     if not text:
         return ()
@@ -105,7 +139,7 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     for raw in split_outside_quotes(text, ";"):
         item = raw.strip(WSP)
         if not item:
-            raise ParseError(f"empty parameter in {text!r}")
+            raise ParseError(f"empty parameter in {original[:80]!r}")
         name, sep, value = item.partition("=")
         name = name.strip(WSP)
         if not is_token(name):
@@ -167,5 +201,7 @@ def with_param(
     return tuple(out)
 
 
-def without_param(params: tuple[tuple[str, str | None], ...], name: str) -> tuple[tuple[str, str | None], ...]:
+def without_param(
+    params: tuple[tuple[str, str | None], ...], name: str
+) -> tuple[tuple[str, str | None], ...]:
     return tuple((k, v) for k, v in params if k != name)

@@ -54,7 +54,7 @@ _TELEPHONE_EVENT: Final = "telephone-event"
 _NOT_A_CODEC: Final = frozenset({_TELEPHONE_EVENT, "cn", ""})  # formats that carry no speech
 
 
-class NotAcceptable(RemoteProtocolError):  # noqa: N818 -- named after the 488 reason phrase
+class NotAcceptable(RemoteProtocolError):
     """The peer's SDP cannot be served (no common codec, no audio, audio refused); answer 488."""
 
     def __init__(self, message: str) -> None:

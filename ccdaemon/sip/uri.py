@@ -6,9 +6,11 @@ Parsed values are frozen; their ``__str__`` gives the wire form.  Unknown scheme
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 from typing import TypeAlias
+from urllib.parse import unquote as _percent_decode
 
 from .errors import ParseError
 from .grammar import (
@@ -16,7 +18,11 @@ from .grammar import (
     format_params,
     is_token,
     param_value,
+    parse_params,
+    parse_uint,
+    quote,
     split_outside_quotes,
+    split_wsp,
     unquote,
     with_param,
 )
@@ -30,11 +36,14 @@ _HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?\Z")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 _URI_PARAM_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+\Z")
 _HEADER_PART_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*\Z")
-_OPAQUE_RE = re.compile(r"[^\s<>\"]+\Z")
+# RFC 2396 uric (reserved / unreserved / escaped) plus brackets for IPv6 hosts: printable ASCII
+# only, so a foreign URI can never smuggle white space or control characters into a header.
+_OPAQUE_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,\[\]]|%[0-9A-Fa-f]{2})+\Z")
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    # %-escapes are UTF-8 octets (RFC 3261 §19.1.2); an invalid sequence must not raise
+    return _percent_decode(text, encoding="utf-8", errors="replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +168,9 @@ def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
                 raise ParseError(f"malformed parameter {item!r} in URI {text!r}")
             items.append((name.lower(), value if eq else None))
         params = tuple(items)
-    return SipUri(host=host, user=user, password=password, port=port, scheme=scheme, params=params,
-                  headers=headers)
+    return SipUri(
+        host=host, user=user, password=password, port=port, scheme=scheme, params=params, headers=headers
+    )
 
 
 def parse_host_port(hostport: str, context: str) -> tuple[str, int | None]:
@@ -175,7 +185,7 @@ def parse_host_port(hostport: str, context: str) -> tuple[str, int | None]:
             if not tail.startswith(":"):
                 raise ParseError(f"garbage after IPv6 host in {context!r}")
             port = _parse_port(tail[1:], context)
-        if not _IPV6_RE.match(host):
+        if not _IPV6_RE.match(host) or not _is_ipv6(host[1:-1]):
             raise ParseError(f"malformed IPv6 host in {context!r}")
         return host, port
     host, colon, port_text = hostport.partition(":")
@@ -187,9 +197,17 @@ def parse_host_port(hostport: str, context: str) -> tuple[str, int | None]:
 
 
 def _parse_port(text: str, context: str) -> int:
-    if not text.isdigit() or len(text) > 5 or int(text) > 65535:
+    if not text or text != text.strip(WSP):
         raise ParseError(f"malformed port {text!r} in {context!r}")
-    return int(text)
+    return parse_uint(text, f"port in {context!r}", maximum=65535)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +224,10 @@ class NameAddr:
             return "*"
         display = ""
         if self.display_name is not None:
-            display = (
-                self.display_name + " "
-                if all(is_token(w) for w in self.display_name.split(" ") if w)
-                and self.display_name.strip()
-                else _quote_display(self.display_name) + " "
-            )
+            # tokens separated by single spaces survive unquoted; anything else needs quotes
+            words = self.display_name.split(" ")
+            plain = all(is_token(w) for w in words)
+            display = (self.display_name if plain else quote(self.display_name)) + " "
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
     @property
@@ -228,10 +244,6 @@ class NameAddr:
         return self.with_param("tag", tag)
 
 
-def _quote_display(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def parse_name_addr(text: str) -> NameAddr:
     """Parse one name-addr or addr-spec with its header parameters."""
     text = text.strip(WSP)
@@ -245,9 +257,10 @@ def parse_name_addr(text: str) -> NameAddr:
         uri_text, _, param_text = text.partition(";")
         uri_text = uri_text.strip(WSP)
         # a URI with ',', '?' or ';' must be in <> (RFC 3261 §20)
-        if any(c in uri_text for c in " \t\"<>?,"):
+        if any(c in uri_text for c in ' \t"<>?,'):
             raise ParseError(f"malformed address {text!r}")
-        return NameAddr(uri=parse_uri(uri_text), params=_header_params(";" + param_text if param_text else "", text))
+        params = _header_params(";" + param_text if param_text else "", text)
+        return NameAddr(uri=parse_uri(uri_text), params=params)
     gt = text.find(">", lt)
     if gt < 0:
         raise ParseError(f"missing '>' in address {text!r}")
@@ -257,20 +270,19 @@ def parse_name_addr(text: str) -> NameAddr:
         if display_text.startswith('"'):
             display = unquote(display_text)
         else:
-            words = display_text.split()
+            words = split_wsp(display_text)
             if not all(is_token(w) for w in words):
                 raise ParseError(f"display name needs quotes: {display_text!r}")
             display = " ".join(words)
     uri_text = text[lt + 1 : gt]
     if uri_text != uri_text.strip(WSP) or not uri_text:
         raise ParseError(f"white space inside <> in {text!r}")
-    return NameAddr(uri=parse_uri(uri_text), display_name=display,
-                    params=_header_params(text[gt + 1 :], text))
+    return NameAddr(
+        uri=parse_uri(uri_text), display_name=display, params=_header_params(text[gt + 1 :], text)
+    )
 
 
 def _header_params(param_text: str, context: str) -> Params:
-    from .grammar import parse_params
-
     param_text = param_text.strip(WSP)
     if param_text and not param_text.startswith(";"):
         raise ParseError(f"garbage after address in {context!r}")

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import re
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from ..sip.dialog import Dialog, DialogState
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import Headers
-from ..sip.message import SipRequest, SipResponse, make_response
+from ..sip.message import SipRequest, SipResponse, make_response, reason_phrase
 from ..sip.offer_answer import NegotiatedMedia, NotAcceptable, accept_answer, answer_offer, make_offer
 from ..sip.sdp import Direction, SdpError, SessionDescription, parse_sdp
 from ..sip.transaction import TxKey
@@ -259,7 +260,9 @@ class Call:
         if self.state is CallState.ENDED:
             # answered after we gave up (CANCEL raced the 200): the 2xx confirmed the dialog, so BYE it
             self.dialog.state = DialogState.CONFIRMED
-            self._ua.spawn(self._ua.send_in_dialog(self.dialog, self.dialog.new_request("BYE")), "bye-late-2xx")
+            self._ua.spawn(
+                self._ua.send_in_dialog(self.dialog, self.dialog.new_request("BYE")), "bye-late-2xx"
+            )
             return
         self.state = CallState.ESTABLISHED
         self.answered.set()
@@ -490,8 +493,6 @@ class Call:
         """Report the progress of a transfer the peer asked for (RFC 3515 NOTIFY, sipfrag body)."""
         if self.dialog is None or self._refer_seq is None or self.dialog.state is DialogState.TERMINATED:
             return
-        from ..sip.message import reason_phrase
-
         final = status >= 200
         body = f"SIP/2.0 {status} {reason or reason_phrase(status)}\r\n".encode()
         request = self.dialog.new_request(
@@ -555,8 +556,6 @@ def _replaces_from_uri(refer_to: NameAddr) -> ReplacesTarget | None:
     uri = refer_to.uri
     if not isinstance(uri, SipUri) or not uri.headers:
         return None
-    from urllib.parse import unquote
-
     for part in uri.headers.split("&"):
         name, _, value = part.partition("=")
         if name.lower() == "replaces":

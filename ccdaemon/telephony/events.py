@@ -95,5 +95,12 @@ class ReplacesTarget:
 
 
 CallEvent = (
-    CallEnded | Ringing | Answered | HoldChanged | MediaChanged | DtmfReceived | TransferRequested | TransferProgress
+    CallEnded
+    | Ringing
+    | Answered
+    | HoldChanged
+    | MediaChanged
+    | DtmfReceived
+    | TransferRequested
+    | TransferProgress
 )

@@ -8,6 +8,7 @@ account and a long pause instead of a tight retry loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
@@ -119,23 +120,56 @@ class Registration:
                 log.error(
                     "PBX %s rejected the credentials of account %s (%d %s); check [pbx] username and "
                     "password. Next attempt in %.0f s.",
-                    self._ua.pbx, self._ua.aor, response.status, response.reason, self._retry_max,
+                    self._ua.pbx,
+                    self._ua.aor,
+                    response.status,
+                    response.reason,
+                    self._retry_max,
                 )
-                self._set(RegistrationStatus(RegistrationState.AUTH_FAILED, None, response.status,
-                                             f"{response.status} {response.reason}"))
+                self._set(
+                    RegistrationStatus(
+                        RegistrationState.AUTH_FAILED,
+                        None,
+                        response.status,
+                        f"{response.status} {response.reason}",
+                    )
+                )
                 await self._sleep(self._retry_max)
                 continue
             delay = backoff_delay(failures, self._retry_min, self._retry_max, self._rng)
-            self._set(RegistrationStatus(RegistrationState.RETRYING, None, response.status,
-                                         f"{response.status} {response.reason}; retry in {delay:.0f} s"))
+            self._set(
+                RegistrationStatus(
+                    RegistrationState.RETRYING,
+                    None,
+                    response.status,
+                    f"{response.status} {response.reason}; retry in {delay:.0f} s",
+                )
+            )
             await self._sleep(delay)
+
+    async def keepalive(self, interval: float) -> None:
+        """OPTIONS to the PBX every ``interval`` s; re-register at once when it answers again.
+
+        A PBX that was unreachable may have restarted and forgotten us, and the back-off could
+        otherwise keep us away for minutes after it is back.
+        """
+        reachable = True
+        while True:
+            await asyncio.sleep(interval)
+            # any response at all (even 404 or 407) means the PBX is up
+            if await self._ua.ping(self._ua.pbx_endpoint) is None:
+                if reachable:
+                    log.warning("PBX %s does not answer keepalive OPTIONS", self._ua.pbx)
+                reachable = False
+            elif not reachable:
+                reachable = True
+                log.info("PBX %s answers again: registering now", self._ua.pbx)
+                self.refresh_now()
 
     async def _sleep(self, delay: float) -> None:
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
-        except TimeoutError:
-            pass
 
     async def unregister(self, timeout: float = 4.0) -> None:
         """Remove our binding (Expires: 0); bounded so shutdown never hangs on a dead PBX."""
@@ -158,6 +192,7 @@ class Registration:
     def _build(self, expires: int) -> SipRequest:
         ua = self._ua
         headers = Headers()
+        ua.add_outbound_route(headers)
         headers.add("Max-Forwards", "70")
         headers.add("From", f"<{ua.aor}>;tag={self._from_tag}")
         headers.add("To", f"<{ua.aor}>")

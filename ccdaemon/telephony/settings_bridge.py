@@ -33,6 +33,8 @@ def ua_config_from_settings(settings: Settings) -> UaConfig:
         register_expires=pbx.register_expires,
         register_retry_min=pbx.register_retry_min,
         register_retry_max=pbx.register_retry_max,
+        keepalive_interval=pbx.keepalive_interval,
+        outbound_proxy=pbx.outbound_proxy,
         allowed_sources=tuple(str(n) for n in security.allowed_sources),
         unknown_source_policy=security.unknown_source_policy,
         max_transactions_per_peer=security.max_transactions_per_peer,

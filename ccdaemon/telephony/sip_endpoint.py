@@ -40,6 +40,7 @@ class ClientTransaction:
         self._on_response = on_response
         self.final: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
         self.provisional_seen = asyncio.Event()
+        self.failed_locally = False  # the final response was made up here: timeout or transport error
 
     def deliver(self, response: SipResponse) -> None:
         if response.is_provisional:
@@ -52,6 +53,7 @@ class ClientTransaction:
     def fail(self, status: int, reason: str) -> None:
         """A timeout or transport failure reads as a locally generated final response (§8.1.3.1)."""
         if not self.final.done():
+            self.failed_locally = True
             self.final.set_result(make_response(self.request, status, reason))
 
 

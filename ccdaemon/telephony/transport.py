@@ -98,7 +98,9 @@ class TransportManager:
 
     async def listen_udp(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(host, port)
+        )
         self._udp = transport
         self.udp_address = transport.get_extra_info("sockname")[:2]
         return self.udp_address

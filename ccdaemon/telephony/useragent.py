@@ -37,7 +37,7 @@ from ..sip.transaction import (
 )
 from ..sip.uri import SipUri, Uri, parse_sip_uri
 from ..sip.validate import check_request
-from .call import Call
+from .call import Call, parse_replaces
 from .events import CallEnded, EndReason
 from .ids import IdFactory
 from .registration import Registration, RegistrationStatus
@@ -47,7 +47,9 @@ from .transport import TransportManager
 
 log = logging.getLogger(__name__)
 
-ALLOWED_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"})
+ALLOWED_METHODS = frozenset(
+    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
+)
 SUPPORTED_EXTENSIONS = frozenset({"replaces", "norefersub"})
 ACCEPTED_CONTENT_TYPES = frozenset({"application/sdp"})
 
@@ -74,6 +76,8 @@ class UaConfig:
     register_expires: int = 300
     register_retry_min: float = 5.0
     register_retry_max: float = 300.0
+    keepalive_interval: float = 30.0  # OPTIONS to the PBX; 0 disables
+    outbound_proxy: str | None = None  # SIP URI every request out of dialog is sent through
     allowed_sources: tuple[str, ...] = ()
     unknown_source_policy: str = "reject"  # or "drop"
     max_transactions_per_peer: int = 200
@@ -98,9 +102,7 @@ class UserAgent:
             on_datagram=lambda d, s: None, on_message=lambda m, s: None, on_stream_error=lambda e, s: None
         )
         self.endpoint: SipEndpoint  # created in start(), needs the running loop
-        self.digest = DigestClient(
-            Credentials(config.auth_username or config.username, config.password)
-        )
+        self.digest = DigestClient(Credentials(config.auth_username or config.username, config.password))
         self.calls: dict[str, Call] = {}
         self._dialogs: dict[DialogId, Call] = {}
         self._invite_keys: dict[TxKey, Call] = {}
@@ -118,12 +120,13 @@ class UserAgent:
         )
         self.rtp_ports: RtpPortAllocator
         self.contact_host = config.contact_host or config.listen_host
+        self._outbound_proxy = parse_sip_uri(config.outbound_proxy) if config.outbound_proxy else None
         self.local_port = config.listen_port
 
     @classmethod
     def from_settings(cls, settings: Any) -> UserAgent:
         """Build from the daemon's :class:`ccdaemon.config.Settings`."""
-        from .settings_bridge import ua_config_from_settings
+        from .settings_bridge import ua_config_from_settings  # noqa: PLC0415 -- it imports this module
 
         return cls(ua_config_from_settings(settings))
 
@@ -152,7 +155,18 @@ class UserAgent:
 
     @property
     def pbx_endpoint(self) -> Endpoint:
+        """Where requests outside a dialog go: the outbound proxy when set, else the PBX."""
+        if self._outbound_proxy is not None:
+            proxy = self._outbound_proxy
+            port = proxy.port or (5061 if proxy.scheme == "sips" else 5060)
+            transport = proxy.param("transport") or self.config.pbx_transport
+            return Endpoint(proxy.host.strip("[]"), port, transport.lower())
         return Endpoint(self.config.pbx_host, self.config.pbx_port, self.config.pbx_transport)
+
+    def add_outbound_route(self, headers: Headers) -> None:
+        """Pre-load the outbound proxy as a loose route (RFC 3261 §8.1.2) so it stays on the path."""
+        if self._outbound_proxy is not None and self._outbound_proxy.param("lr") is not None:
+            headers.prepend("Route", f"<{self._outbound_proxy}>")
 
     def local_contact_uri(self, transport: str | None = None) -> SipUri:
         transport = transport or self.config.pbx_transport
@@ -204,11 +218,20 @@ class UserAgent:
             self.config.rtp_port_max,
         )
         self._pbx_addresses = await _resolve(self.config.pbx_host, self.config.pbx_port)
+        if self._outbound_proxy is not None:  # calls may come to us through the proxy too
+            self._pbx_addresses |= await _resolve(self._outbound_proxy.host.strip("[]"), 5060)
         self.layer.set_local_sent_by(self._is_local_sent_by)
         if self.config.register:
             self.spawn(self.registration.run(), "sip-registration")
-        log.info("SIP user agent %s listening on %s (udp=%s tcp=%s)", self.aor, self.contact_host,
-                 self.transports.udp_address, self.transports.tcp_address)
+            if self.config.keepalive_interval > 0:
+                self.spawn(self.registration.keepalive(self.config.keepalive_interval), "sip-keepalive")
+        log.info(
+            "SIP user agent %s listening on %s (udp=%s tcp=%s)",
+            self.aor,
+            self.contact_host,
+            self.transports.udp_address,
+            self.transports.tcp_address,
+        )
 
     async def stop(self, *, drain: float = 5.0) -> None:
         """Hang up every call, unregister, close sockets."""
@@ -260,7 +283,9 @@ class UserAgent:
         now = time.monotonic()
         if now - self._last_reject_log > 10:  # rate-limited: a scan must not flood the journal
             self._last_reject_log = now
-            log.warning("refused SIP from %s (not the PBX nor allowed); %d so far", source, self.rejected_sources)
+            log.warning(
+                "refused SIP from %s (not the PBX nor allowed); %d so far", source, self.rejected_sources
+            )
 
     def _is_local_sent_by(self, sent_by: Endpoint) -> bool:
         """Whether a response's top Via names us (§18.1.2: others' responses are dropped)."""
@@ -272,7 +297,8 @@ class UserAgent:
         request.headers.remove("Via")
         port = self._port_for(dest.transport)
         request.headers.prepend(
-            "Via", f"SIP/2.0/{dest.transport.upper()} {self.contact_host}:{port};branch={self.ids.branch()};rport"
+            "Via",
+            f"SIP/2.0/{dest.transport.upper()} {self.contact_host}:{port};branch={self.ids.branch()};rport",
         )
 
     async def send_with_auth(
@@ -312,13 +338,35 @@ class UserAgent:
                 new_seq = cseq.seq + 1
             request.headers.set("CSeq", f"{new_seq} {cseq.method}")
             name, value = self.digest.authorize(
-                challenge, method=request.method, uri=str(request.uri), cnonce=self.ids.cnonce(), body=request.body
+                challenge,
+                method=request.method,
+                uri=str(request.uri),
+                cnonce=self.ids.cnonce(),
+                body=request.body,
             )
             request.headers.set(name, value)
             if on_resend is not None:
                 on_resend(request)
 
-    async def send_in_dialog(self, dialog: Dialog, request: SipRequest, *, invite: bool = False) -> SipResponse:
+    async def ping(self, dest: Endpoint) -> SipResponse | None:
+        """Send OPTIONS to ``dest``; its response, or None when nothing answered."""
+        headers = Headers()
+        self.add_outbound_route(headers)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"<{self.aor}>;tag={self.ids.tag()}")
+        headers.add("To", f"<sip:{self.domain_host}>")
+        headers.add("Call-ID", self.ids.call_id())
+        headers.add("CSeq", "1 OPTIONS")
+        headers.add("User-Agent", self.user_agent)
+        request = SipRequest("OPTIONS", SipUri(host=self.domain_host, port=self.domain_port), headers)
+        self._stamp_via(request, dest)
+        client = self.endpoint.send_request(request, dest)
+        response = await client.final
+        return None if client.failed_locally else response
+
+    async def send_in_dialog(
+        self, dialog: Dialog, request: SipRequest, *, invite: bool = False
+    ) -> SipResponse:
         dest = await self.endpoint_for_uri(dialog.next_hop())
         response, _ = await self.send_with_auth(request, dest, dialog=dialog)
         dialog.accept_response(response)
@@ -378,13 +426,23 @@ class UserAgent:
         Returns at once with the call in CALLING state; wait for ``call.answered`` or its events.
         The call is cancelled (EndReason.NO_ANSWER) after ``ring_timeout`` seconds.
         """
-        uri = parse_sip_uri(target if ":" in target.split("@")[0] else f"sip:{target}@{self.domain_host}"
-                            + (f":{self.domain_port}" if self.domain_port and "@" not in target else ""))
-        call = Call(self, inbound=False, call_id=self.ids.call_id(), local_tag=self.ids.tag(),
-                    rtp=self.rtp_ports.allocate())
+        uri = parse_sip_uri(
+            target
+            if ":" in target.split("@", maxsplit=1)[0]
+            else f"sip:{target}@{self.domain_host}"
+            + (f":{self.domain_port}" if self.domain_port and "@" not in target else "")
+        )
+        call = Call(
+            self,
+            inbound=False,
+            call_id=self.ids.call_id(),
+            local_tag=self.ids.tag(),
+            rtp=self.rtp_ports.allocate(),
+        )
         offer = call._new_offer(Direction.SENDRECV)
         call.local_sdp = offer
         headers = Headers()
+        self.add_outbound_route(headers)
         headers.add("Max-Forwards", "70")
         display = f'"{display_name}" ' if display_name else ""
         headers.add("From", f"{display}<{self.aor}>;tag={call.local_tag}")
@@ -546,8 +604,11 @@ class UserAgent:
         call = self._invite_keys.get(invite_key) if invite_key is not None else None
         if call is None:
             call = next(
-                (c for c in self._invite_keys.values()
-                 if c.invite is not None and c.invite.top_via.branch == request.top_via.branch),
+                (
+                    c
+                    for c in self._invite_keys.values()
+                    if c.invite is not None and c.invite.top_via.branch == request.top_via.branch
+                ),
                 None,
             )
         if call is None or call.invite is None:
@@ -555,9 +616,7 @@ class UserAgent:
             return
         self.endpoint.send_response(key, make_response(request, 200))
         if call.state.name in ("INCOMING", "RINGING"):
-            self.endpoint.send_response(
-                call._key(), make_response(call.invite, 487, to_tag=call.local_tag)
-            )
+            self.endpoint.send_response(call._key(), make_response(call.invite, 487, to_tag=call.local_tag))
             call._on_cancel()
 
     def _on_new_invite(self, request: SipRequest, key: TxKey) -> None:
@@ -569,8 +628,6 @@ class UserAgent:
         replaced: Call | None = None
         replaces_value = request.headers.get("Replaces")
         if replaces_value is not None:
-            from .call import parse_replaces
-
             target = parse_replaces(replaces_value)
             replaced = None
             if target is not None:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.peers
 
 
 async def test_baresip_caller_is_answered_and_hangs_up(kamailio: Kamailio, peers: PeerSet) -> None:
-    async with running_ua(kamailio) as (ua, calls):
+    async with running_ua(kamailio) as (_ua, calls):
         caller = peers.baresip("300")
         caller.dial(kamailio.uri(QUEUE_LINE))
         call = await calls.next_call()
@@ -40,7 +40,7 @@ async def test_baresip_caller_is_answered_and_hangs_up(kamailio: Kamailio, peers
 
 
 async def test_daemon_hangs_up_with_bye(kamailio: Kamailio, peers: PeerSet) -> None:
-    async with running_ua(kamailio) as (ua, calls):
+    async with running_ua(kamailio) as (_ua, calls):
         caller = peers.baresip("300")
         caller.dial(kamailio.uri(QUEUE_LINE))
         call = await calls.next_call()
@@ -53,7 +53,7 @@ async def test_daemon_hangs_up_with_bye(kamailio: Kamailio, peers: PeerSet) -> N
 
 
 async def test_caller_cancel_while_ringing_is_reported(kamailio: Kamailio, peers: PeerSet) -> None:
-    async with running_ua(kamailio) as (ua, calls):
+    async with running_ua(kamailio) as (_ua, calls):
         caller = peers.baresip("300")
         caller.dial(kamailio.uri(QUEUE_LINE))
         call = await calls.next_call()
@@ -63,7 +63,7 @@ async def test_caller_cancel_while_ringing_is_reported(kamailio: Kamailio, peers
         end = await asyncio.wait_for(call.wait_ended(), 10)
         assert end.reason is EndReason.CANCELLED
         assert call.state is CallState.ENDED
-        assert not ua.calls
+        assert not _ua.calls
 
 
 async def test_daemon_rings_agent_through_pbx_with_auth(kamailio: Kamailio, peers: PeerSet) -> None:
@@ -115,7 +115,7 @@ async def test_unregistered_extension_is_rejected(kamailio: Kamailio, peers: Pee
 
 
 async def test_remote_hold_and_resume_from_baresip(kamailio: Kamailio, peers: PeerSet) -> None:
-    async with running_ua(kamailio) as (ua, calls):
+    async with running_ua(kamailio) as (_ua, calls):
         caller = peers.baresip("300")
         caller.dial(kamailio.uri(QUEUE_LINE))
         call = await calls.next_call()

@@ -52,7 +52,9 @@ def test_daemon_registers_answers_and_unregisters_on_sigterm(
     config = _config(tmp_path, kamailio, password=kamailio.users["100"])
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         kamailio.wait_registered("100", timeout=10)
         caller = peers.baresip("300")
@@ -73,10 +75,18 @@ def test_daemon_registers_answers_and_unregisters_on_sigterm(
 
 def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('[pbx]\nhost = "127.0.0.1"\nusername = "100"\npassword = "x"\n\n[media]\nrtp_port_min = 30000\n'
-                    "rtp_port_max = 20000\n")
-    result = subprocess.run([*CCDAEMON, "run", "--config", str(path)], capture_output=True, text=True, timeout=30,
-                            env={**os.environ, "NOTIFY_SOCKET": ""})
+    path.write_text(
+        '[pbx]\nhost = "127.0.0.1"\nusername = "100"\npassword = "x"\n\n[media]\nrtp_port_min = 30000\n'
+        "rtp_port_max = 20000\n"
+    )
+    result = subprocess.run(
+        [*CCDAEMON, "run", "--config", str(path)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+        env={**os.environ, "NOTIFY_SOCKET": ""},
+    )
     assert result.returncode == 78
     assert "media.rtp_port_min" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -86,7 +96,9 @@ def test_wrong_password_logs_one_error_naming_account(kamailio: Kamailio, tmp_pa
     config = _config(tmp_path, kamailio, password="wrong-password")
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         time.sleep(3)
         assert proc.poll() is None  # keeps running (a PBX may be fixed later) but does not loop

@@ -32,8 +32,15 @@ _seq = itertools.count(1)
 async def direct_ua(handler: Any = None, **overrides: Any) -> AsyncIterator[UserAgent]:
     """A UA with no PBX registration whose 'PBX' is 127.0.0.1, so the test may talk to it directly."""
     options: dict[str, Any] = dict(
-        pbx_host="127.0.0.1", pbx_port=9, username="100", password="x", listen_host="127.0.0.1",
-        listen_port=0, register=False, rtp_port_min=41000, rtp_port_max=42000,
+        pbx_host="127.0.0.1",
+        pbx_port=9,
+        username="100",
+        password="x",
+        listen_host="127.0.0.1",
+        listen_port=0,
+        register=False,
+        rtp_port_min=41000,
+        rtp_port_max=42000,
     )
     options.update(overrides)
     ua = UserAgent(UaConfig(**options))
@@ -61,8 +68,15 @@ def ua_address(ua: UserAgent) -> tuple[str, int]:
     return ua.transports.udp_address
 
 
-def invite_bytes(client: UdpSipClient, *, branch: str | None = None, call_id: str | None = None,
-                 sdp_formats: str = "0 8 101", extra: str = "", cseq: int = 1) -> tuple[bytes, str]:
+def invite_bytes(
+    client: UdpSipClient,
+    *,
+    branch: str | None = None,
+    call_id: str | None = None,
+    sdp_formats: str = "0 8 101",
+    extra: str = "",
+    cseq: int = 1,
+) -> tuple[bytes, str]:
     n = next(_seq)
     branch = branch or f"z9hG4bKtest{n}"
     call_id = call_id or f"call-{n}@127.0.0.1"
@@ -80,8 +94,17 @@ def invite_bytes(client: UdpSipClient, *, branch: str | None = None, call_id: st
     return (head + sdp).encode(), call_id
 
 
-def in_dialog(client: UdpSipClient, method: str, response: SipResponse, cseq: int, *, branch: str,
-              body: str = "", content_type: str | None = None, extra: str = "") -> bytes:
+def in_dialog(
+    client: UdpSipClient,
+    method: str,
+    response: SipResponse,
+    cseq: int,
+    *,
+    branch: str,
+    body: str = "",
+    content_type: str | None = None,
+    extra: str = "",
+) -> bytes:
     """An in-dialog request from the caller side of the dialog ``response`` (our 200) created."""
     ctype = f"Content-Type: {content_type}\r\n" if content_type else ""
     contact = response.contacts[0].uri
@@ -221,9 +244,12 @@ async def test_options_answered_with_capabilities() -> None:
     async with direct_ua() as ua:
         client = await UdpSipClient.open()
         client.send(
-            (f"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client.port};branch=z9hG4bKo1\r\n"
-             "Max-Forwards: 70\r\nFrom: <sip:mon@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\n"
-             "Call-ID: opt1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
+            (
+                "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{client.port};branch=z9hG4bKo1\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:mon@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\n"
+                "Call-ID: opt1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
             ua_address(ua),
         )
         (response,) = await client.responses(window=0.5)
@@ -239,9 +265,12 @@ async def _options_from(source_host: str, ua: UserAgent) -> list[SipResponse]:
     client = await UdpSipClient.open(source_host)
     try:
         client.send(
-            (f"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {source_host}:{client.port};branch=z9hG4bKc{next(_seq)}\r\n"
-             "Max-Forwards: 70\r\nFrom: <sip:scan@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\n"
-             f"Call-ID: scan{next(_seq)}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
+            (
+                "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {source_host}:{client.port};branch=z9hG4bKc{next(_seq)}\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:scan@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\n"
+                f"Call-ID: scan{next(_seq)}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
             ua_address(ua),
         )
         return await client.responses(window=0.5)
@@ -322,8 +351,15 @@ async def test_info_dtmf_is_delivered() -> None:
         call, ok = await _established(ua, answerer, client)
         for seq, digit in enumerate("1123#", start=2):
             client.send(
-                in_dialog(client, "INFO", ok, seq, branch=f"z9hG4bKinfo{seq}",
-                          body=f"Signal={digit}\r\nDuration=160\r\n", content_type="application/dtmf-relay"),
+                in_dialog(
+                    client,
+                    "INFO",
+                    ok,
+                    seq,
+                    branch=f"z9hG4bKinfo{seq}",
+                    body=f"Signal={digit}\r\nDuration=160\r\n",
+                    content_type="application/dtmf-relay",
+                ),
                 ua_address(ua),
             )
         digits = []
@@ -348,7 +384,11 @@ async def test_refer_with_replaces_is_understood_and_notified() -> None:
         event = await call.next_event(timeout=2)
         assert isinstance(event, TransferRequested)
         assert event.replaces is not None
-        assert (event.replaces.call_id, event.replaces.to_tag, event.replaces.from_tag) == ("abc@host", "11", "22")
+        assert (event.replaces.call_id, event.replaces.to_tag, event.replaces.from_tag) == (
+            "abc@host",
+            "11",
+            "22",
+        )
         seen: list[str] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2
@@ -363,7 +403,7 @@ async def test_invite_with_replaces_finds_the_dialog() -> None:
     answerer = Answerer()
     async with direct_ua(answerer) as ua:
         client = await UdpSipClient.open()
-        call, ok = await _established(ua, answerer, client)
+        call, _ok = await _established(ua, answerer, client)
         d = call.dialog
         assert d is not None
         replaces = f"Replaces: {d.id.call_id};to-tag={d.id.local_tag};from-tag={d.id.remote_tag}\r\n"

@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
+from ccdaemon.sip.transaction import SipTimers
 from ccdaemon.telephony.registration import RegistrationState
+from ccdaemon.telephony.useragent import UaConfig, UserAgent
 from tests.integration.daemon_ua import QUEUE_LINE, running_ua
 from tests.peers.kamailio import Kamailio
 
@@ -41,12 +43,20 @@ async def test_reregisters_after_pbx_restart(kamailio: Kamailio) -> None:
 async def test_pbx_down_then_up_backs_off_and_recovers(kamailio: Kamailio) -> None:
     kamailio.stop()
     # running_ua waits for registration, so with the PBX down the UA is started by hand
-    from ccdaemon.telephony.useragent import UaConfig, UserAgent
-
-    ua = UserAgent(UaConfig(pbx_host=kamailio.host, pbx_port=kamailio.port, username=QUEUE_LINE,
-                            password=kamailio.users[QUEUE_LINE], listen_host="127.0.0.1", listen_port=0,
-                            register_retry_min=0.5, register_retry_max=2.0, register_expires=30,
-                            timers=_fast_timers()))
+    ua = UserAgent(
+        UaConfig(
+            pbx_host=kamailio.host,
+            pbx_port=kamailio.port,
+            username=QUEUE_LINE,
+            password=kamailio.users[QUEUE_LINE],
+            listen_host="127.0.0.1",
+            listen_port=0,
+            register_retry_min=0.5,
+            register_retry_max=2.0,
+            register_expires=30,
+            timers=_fast_timers(),
+        )
+    )
     await ua.start()
     try:
         # Timer F is 64*T1 = 3.2 s here: the first REGISTER times out, then back-off retries
@@ -63,12 +73,19 @@ async def test_pbx_down_then_up_backs_off_and_recovers(kamailio: Kamailio) -> No
 async def test_wrong_password_gives_one_clear_error_and_no_loop(
     kamailio: Kamailio, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ccdaemon.telephony.useragent import UaConfig, UserAgent
-
     caplog.set_level(logging.INFO)
-    ua = UserAgent(UaConfig(pbx_host=kamailio.host, pbx_port=kamailio.port, username=QUEUE_LINE,
-                            password="not-the-password", listen_host="127.0.0.1", listen_port=0,
-                            register_retry_min=0.5, register_retry_max=60))
+    ua = UserAgent(
+        UaConfig(
+            pbx_host=kamailio.host,
+            pbx_port=kamailio.port,
+            username=QUEUE_LINE,
+            password="not-the-password",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            register_retry_min=0.5,
+            register_retry_max=60,
+        )
+    )
     await ua.start()
     try:
         await asyncio.sleep(3)
@@ -84,7 +101,34 @@ async def test_wrong_password_gives_one_clear_error_and_no_loop(
         await ua.stop()
 
 
-def _fast_timers():  # type: ignore[no-untyped-def]
-    from ccdaemon.sip.transaction import SipTimers
-
+def _fast_timers() -> SipTimers:
     return SipTimers(t1=0.05, t2=0.4, t4=0.5)
+
+
+async def test_keepalive_reregisters_as_soon_as_the_pbx_is_back(kamailio: Kamailio) -> None:
+    # refresh only every 30 s and a long back-off: only the keepalive can bring us back quickly
+    async with running_ua(
+        kamailio,
+        register_expires=60,
+        register_retry_min=60,
+        register_retry_max=120,
+        keepalive_interval=0.5,
+        timers=_fast_timers(),
+    ) as (ua, _):
+        kamailio.stop()
+        await asyncio.sleep(4.5)  # keepalive OPTIONS time out (64*T1 = 3.2 s): PBX unreachable
+        kamailio.start()
+        assert kamailio.registered_contacts(QUEUE_LINE) == []
+        started = asyncio.get_running_loop().time()
+        await kamailio.wait_registered_async(QUEUE_LINE, timeout=8)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert ua.registration.state is RegistrationState.REGISTERED
+
+
+async def test_requests_go_through_the_outbound_proxy(kamailio: Kamailio) -> None:
+    # the "PBX" address is a dead port; only the outbound proxy (kamailio) can carry the REGISTER
+    async with running_ua(
+        kamailio, pbx_port=9, domain=kamailio.domain, outbound_proxy=f"sip:127.0.0.1:{kamailio.port};lr"
+    ) as (ua, _):
+        assert await kamailio.wait_registered_async(QUEUE_LINE)
+        assert ua.pbx_endpoint.port == kamailio.port

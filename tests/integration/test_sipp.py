@@ -20,8 +20,15 @@ async def test_sipp_callers_with_proxy_auth_are_answered(kamailio: Kamailio, pee
     flow = AnsweringFlow()
     async with running_ua(kamailio, flow) as (ua, _):
         result = await run_sipp_async(
-            "uac_invite_auth.xml", kamailio.address, workdir=peers.tmp_path, service=QUEUE_LINE,
-            calls=20, rate=20, auth=("300", kamailio.users["300"]), keys={"caller": "300"}, duration_ms=200,
+            "uac_invite_auth.xml",
+            kamailio.address,
+            workdir=peers.tmp_path,
+            service=QUEUE_LINE,
+            calls=20,
+            rate=20,
+            auth=("300", kamailio.users["300"]),
+            keys={"caller": "300"},
+            duration_ms=200,
         )
         assert result.ok, result.describe()
         assert result.stats.successful_calls == 20
@@ -35,8 +42,15 @@ async def test_sipp_over_tcp_reaches_daemon_over_tcp(kamailio: Kamailio, peers: 
         contacts = kamailio.registered_contacts(QUEUE_LINE)
         assert contacts and contacts[0].endswith(";transport=tcp")
         result = await run_sipp_async(
-            "uac_invite_auth.xml", kamailio.address, workdir=peers.tmp_path, service=QUEUE_LINE,
-            calls=5, rate=5, transport="t1", auth=("301", kamailio.users["301"]), keys={"caller": "301"},
+            "uac_invite_auth.xml",
+            kamailio.address,
+            workdir=peers.tmp_path,
+            service=QUEUE_LINE,
+            calls=5,
+            rate=5,
+            transport="t1",
+            auth=("301", kamailio.users["301"]),
+            keys={"caller": "301"},
             duration_ms=200,
         )
         assert result.ok, result.describe()
@@ -48,8 +62,15 @@ async def test_sipp_cancel_while_ringing(kamailio: Kamailio, peers: PeerSet) -> 
     flow = AnsweringFlow(ring_seconds=10)
     async with running_ua(kamailio, flow) as (ua, _):
         result = await run_sipp_async(
-            "uac_invite_cancel.xml", kamailio.address, workdir=peers.tmp_path, service=QUEUE_LINE,
-            calls=3, rate=3, auth=("302", kamailio.users["302"]), keys={"caller": "302"}, duration_ms=500,
+            "uac_invite_cancel.xml",
+            kamailio.address,
+            workdir=peers.tmp_path,
+            service=QUEUE_LINE,
+            calls=3,
+            rate=3,
+            auth=("302", kamailio.users["302"]),
+            keys={"caller": "302"},
+            duration_ms=500,
         )
         assert result.ok, result.describe()
         await _until(lambda: flow.abandoned == 3)

@@ -8,7 +8,6 @@ import re
 from ccdaemon.sip.errors import ParseError
 from ccdaemon.sip.message import SipMessage, SipResponse, parse_message
 
-
 _STATUS_LINE = re.compile(rb"SIP/2\.0 ([1-6][0-9][0-9]) ")
 
 

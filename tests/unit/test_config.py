@@ -64,8 +64,9 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.pbx.auth_username == "201"
     assert settings.pbx.password.get_secret_value() == "hunter2-secret"
     assert settings.pbx.register is True
-    assert settings.pbx.register_expires == 300
+    assert settings.pbx.register_expires == 120
     assert (settings.pbx.register_retry_min, settings.pbx.register_retry_max) == (5.0, 300.0)
+    assert settings.pbx.keepalive_interval == 30.0
     assert settings.pbx.outbound_proxy is None
     assert settings.security.allowed_sources == []
     assert settings.security.unknown_source_policy == "reject"

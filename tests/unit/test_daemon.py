@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from ccdaemon import daemon
 from ccdaemon.config import ConfigError, Settings
 from ccdaemon.daemon import UserAgentLike, resolve_contact_host, route_source_address, serve
 from ccdaemon.sdnotify import Notifier
@@ -165,18 +163,6 @@ async def test_failed_start_propagates_without_ready() -> None:
         await serve(make_settings(), telephony=telephony, notifier=Recorder(None))
     assert "READY=1" not in sent
     assert "STOPPING=1" in sent
-
-
-async def test_missing_telephony_module_runs_without_sip(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.import_module
-
-    def fake_import(name: str, package: str | None = None) -> Any:
-        if name == "ccdaemon.telephony.useragent":
-            raise ModuleNotFoundError(name=name)
-        return real(name, package)
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
-    assert await daemon._start_telephony(make_settings()) is None
 
 
 async def test_contact_host_choices() -> None:

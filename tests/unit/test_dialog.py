@@ -15,8 +15,9 @@ INVITE = (
     b"Via: SIP/2.0/UDP 10.0.0.9:5062;branch=z9hG4bKphone1\r\n"
     b"Record-Route: <sip:10.0.0.1:5060;lr;ftag=ct>\r\n"
     b"Record-Route: <sip:10.0.0.2;lr>\r\n"
-    b"Max-Forwards: 69\r\nFrom: \"Caller\" <sip:300@pbx.example>;tag=ct\r\nTo: <sip:100@pbx.example>\r\n"
-    b"Call-ID: abc@10.0.0.9\r\nCSeq: 7 INVITE\r\nContact: <sip:300@10.0.0.9:5062>\r\nContent-Length: 0\r\n\r\n"
+    b'Max-Forwards: 69\r\nFrom: "Caller" <sip:300@pbx.example>;tag=ct\r\nTo: <sip:100@pbx.example>\r\n'
+    b"Call-ID: abc@10.0.0.9\r\nCSeq: 7 INVITE\r\nContact: <sip:300@10.0.0.9:5062>\r\n"
+    b"Content-Length: 0\r\n\r\n"
 )
 
 

@@ -643,7 +643,7 @@ def test_malformed_sdp_gives_a_specific_error(data: bytes | str, message: str) -
     assert isinstance(info.value, RemoteProtocolError)
 
 
-MALFORMED_RTPMAPS = ['PCMU', '', 'a b', '/8000', 'X/1/2/3', 'X/fast', 'X/0', 'X/8000/0', 'X/8000/y']
+MALFORMED_RTPMAPS = ["PCMU", "", "a b", "/8000", "X/1/2/3", "X/fast", "X/0", "X/8000/0", "X/8000/y"]
 
 
 @pytest.mark.parametrize("value", MALFORMED_RTPMAPS)
