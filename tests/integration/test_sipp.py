@@ -97,3 +97,18 @@ async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-u
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def test_in_dialog_refer_and_bye_answer_digest_challenges(kamailio: Kamailio, peers: PeerSet) -> None:
+    # the far end challenges REFER and BYE (401, no qop: the RFC 2069 form) and verifies our digests
+    uas = peers.sipp_uas(
+        "uas_challenge_in_dialog.xml", keys={"authuser": QUEUE_LINE, "authpass": kamailio.users[QUEUE_LINE]}
+    )
+    peers.register_with_sipp("202", uas.port)
+    async with running_ua(kamailio) as (ua, _):
+        call = await ua.dial("202", ring_timeout=10)
+        await asyncio.wait_for(call.answered.wait(), 10)
+        await asyncio.wait_for(call.refer("sip:900@127.0.0.1"), 10)
+        await call.hangup()
+        stats = await asyncio.to_thread(uas.wait_calls, 1)
+        assert stats.failed_calls == 0
