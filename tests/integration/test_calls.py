@@ -138,3 +138,18 @@ async def _first(call, kind):  # type: ignore[no-untyped-def]
             return event
         if isinstance(event, CallEnded):
             raise AssertionError(f"call ended while waiting for {kind.__name__}: {event}")
+
+
+async def test_outbound_call_survives_past_32_seconds(kamailio: Kamailio, peers: PeerSet) -> None:
+    # pyVoIP's outbound calls died here: a wrong ACK leaves the callee retransmitting 200 OK until
+    # Timer H (32 s), then it hangs up. A correct ACK keeps the call up.
+    agent = peers.baresip("201", answermode="auto")
+    async with running_ua(kamailio) as (ua, _):
+        call = await ua.dial("201", ring_timeout=15)
+        await asyncio.wait_for(call.answered.wait(), 15)
+        await agent.wait_for_event_async("CALL_ESTABLISHED")
+        await asyncio.sleep(36)
+        assert call.state is CallState.ESTABLISHED
+        assert not [e for e in agent.events if e.type == "CALL_CLOSED"]
+        await call.hangup()
+        await agent.wait_for_event_async("CALL_CLOSED")
