@@ -38,6 +38,7 @@ from .events import (
 from .rtp_ports import RtpPortReservation
 
 if TYPE_CHECKING:
+    from .sip_endpoint import ClientTransaction
     from .useragent import UserAgent
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class Call:
         # inbound INVITE server transaction
         self.invite: SipRequest | None = None
         self.invite_key: TxKey | None = None
+        # outbound INVITE client transaction (the latest, after an auth retry)
+        self.invite_client: ClientTransaction | None = None
         self._acked = asyncio.Event()
         self._session_id = ua.ids.session_id()
         self._sdp_version = 0

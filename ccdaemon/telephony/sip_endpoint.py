@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 
 from ..sip.address import Endpoint
@@ -26,6 +27,14 @@ from ..sip.transaction import (
 from .transport import TransportManager
 
 log = logging.getLogger(__name__)
+# Every SIP message in and out at DEBUG, for an admin chasing a PBX problem ([log] level = "DEBUG").
+trace = logging.getLogger("ccdaemon.sip.trace")
+_CREDENTIAL_LINE = re.compile(rb"^((?:Proxy-)?Authorization[ \t]*:).*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _for_trace(data: bytes) -> str:
+    """The message as text with credentials cut out (a digest is no password, but replayable)."""
+    return _CREDENTIAL_LINE.sub(rb"\1 <redacted>", data[:4096]).decode("utf-8", "replace")
 
 ResponseCallback = Callable[[SipResponse], None]
 
@@ -85,6 +94,8 @@ class SipEndpoint:
         if not self._accept_source(source):
             self.dropped_sources += 1
             return
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("<<< %d bytes from %s\n%s", len(data), source, _for_trace(data))
         self.layer.receive_datagram(data, source, now=self._loop.time())
         self.pump()
 
@@ -92,6 +103,8 @@ class SipEndpoint:
         if not self._accept_source(source):
             self.dropped_sources += 1
             return
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("<<< from %s\n%s", source, _for_trace(message.to_bytes()))
         self.layer.receive_message(message, source, now=self._loop.time())
         self.pump()
 
@@ -127,6 +140,8 @@ class SipEndpoint:
         """Drain events and datagrams, then re-arm the single timer."""
         while True:
             for data, dest in self.layer.datagrams_to_send():
+                if trace.isEnabledFor(logging.DEBUG):
+                    trace.debug(">>> %d bytes to %s\n%s", len(data), dest, _for_trace(data))
                 self.transports.send(data, dest)
             event = self.layer.next_event()
             if event is None:

@@ -170,5 +170,9 @@ class TransportManager:
         if self._tcp_server is not None:
             self._tcp_server.close()
             await self._tcp_server.wait_closed()
+            self._tcp_server = None
+            self.tcp_address = None
         if self._udp is not None:
             self._udp.close()
+            self._udp = None
+            self.udp_address = None

@@ -42,7 +42,7 @@ from .events import CallEnded, EndReason
 from .ids import IdFactory
 from .registration import Registration, RegistrationStatus
 from .rtp_ports import PortRangeExhausted, RtpPortAllocator
-from .sip_endpoint import ResponseCallback, SipEndpoint
+from .sip_endpoint import ClientTransaction, ResponseCallback, SipEndpoint
 from .transport import TransportManager
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ SUPPORTED_EXTENSIONS = frozenset({"replaces", "norefersub"})
 ACCEPTED_CONTENT_TYPES = frozenset({"application/sdp"})
 
 IncomingCallHandler = Callable[[Call], Awaitable[None]]
+
+
+class TransportError(OSError):
+    """The SIP sockets could not be opened (port in use, address not on this host)."""
 
 
 @dataclass(frozen=True)
@@ -205,11 +209,7 @@ class UserAgent:
         self.endpoint = SipEndpoint(
             self.layer, self.transports, on_event=self._on_tx_event, accept_source=self._accept_source
         )
-        if "udp" in self.config.transports:
-            await self.transports.listen_udp(self.config.listen_host, self.config.listen_port)
-        if "tcp" in self.config.transports:
-            port = self.transports.udp_address[1] if self.transports.udp_address else self.config.listen_port
-            await self.transports.listen_tcp(self.config.listen_host, port)
+        await self._listen()
         if self.config.contact_host is None and self.config.listen_host in ("0.0.0.0", "::"):
             self.contact_host = _route_source_address(self.config.pbx_host)
         self.rtp_ports = RtpPortAllocator(
@@ -232,6 +232,24 @@ class UserAgent:
             self.transports.udp_address,
             self.transports.tcp_address,
         )
+
+    async def _listen(self) -> None:
+        """Bind UDP and TCP on one port.  Port 0 (tests) retries until both get the same free port."""
+        host, wanted = self.config.listen_host, self.config.listen_port
+        for _ in range(20 if wanted == 0 else 1):
+            try:
+                port = wanted
+                if "udp" in self.config.transports:
+                    port = (await self.transports.listen_udp(host, wanted))[1]
+                if "tcp" in self.config.transports:
+                    await self.transports.listen_tcp(host, port)
+                return
+            except OSError as exc:
+                await self.transports.close()
+                if wanted == 0:
+                    continue
+                raise TransportError(f"cannot listen for SIP on {host}:{wanted}: {exc.strerror or exc}") from exc
+        raise TransportError(f"no port free for both UDP and TCP on {host}")
 
     async def stop(self, *, drain: float = 5.0) -> None:
         """Hang up every call, unregister, close sockets."""
@@ -308,14 +326,19 @@ class UserAgent:
         *,
         on_response: ResponseCallback | None = None,
         dialog: Dialog | None = None,
-        on_resend: Callable[[SipRequest], None] | None = None,
+        on_sent: Callable[[ClientTransaction], None] | None = None,
     ) -> tuple[SipResponse, SipRequest]:
         """Send ``request``; answer one 401/407 challenge (more only when stale); return the final
-        response and the request that got it (its CSeq may have grown)."""
+        response and the request that got it (its CSeq may have grown).
+
+        ``on_sent`` sees every client transaction started, the retried one included (a CANCEL
+        must name the INVITE actually pending)."""
         previous_failed = False
         while True:
             self._stamp_via(request, dest)
             client = self.endpoint.send_request(request, dest, on_response=on_response)
+            if on_sent is not None:
+                on_sent(client)
             response = await client.final
             if response.status not in (401, 407):
                 return response, request
@@ -345,8 +368,6 @@ class UserAgent:
                 body=request.body,
             )
             request.headers.set(name, value)
-            if on_resend is not None:
-                on_resend(request)
 
     async def ping(self, dest: Endpoint) -> SipResponse | None:
         """Send OPTIONS to ``dest``; its response, or None when nothing answered."""
@@ -468,11 +489,12 @@ class UserAgent:
             assert call.invite is not None
             call._on_invite_response(call.invite, response)
 
-        def on_resend(request: SipRequest) -> None:
-            call.invite = request
+        def on_sent(client: ClientTransaction) -> None:
+            call.invite = client.request
+            call.invite_client = client
 
         sending = asyncio.ensure_future(
-            self.send_with_auth(call.invite, self.pbx_endpoint, on_response=on_response, on_resend=on_resend)
+            self.send_with_auth(call.invite, self.pbx_endpoint, on_response=on_response, on_sent=on_sent)
         )
         try:
             response, _ = await asyncio.wait_for(asyncio.shield(sending), ring_timeout)
@@ -493,7 +515,7 @@ class UserAgent:
         invite = call.invite
         assert invite is not None
         call._finish(CallEnded(reason))
-        client = next((c for c in self.endpoint._clients.values() if c.request is invite), None)
+        client = call.invite_client
         if client is not None and not client.provisional_seen.is_set():
             try:
                 await asyncio.wait_for(client.provisional_seen.wait(), 4)

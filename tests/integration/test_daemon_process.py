@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -110,3 +111,21 @@ def test_wrong_password_logs_one_error_naming_account(kamailio: Kamailio, tmp_pa
     assert len(errors) == 1, text
     assert "sip:100@" in errors[0]
     assert "wrong-password" not in text
+
+
+def test_sip_port_in_use_is_one_clear_error(kamailio: Kamailio, tmp_path: Path) -> None:
+    config = _config(tmp_path, kamailio, password=kamailio.users["100"])
+    port = int(config.read_text().split("listen_port = ")[1].split()[0])
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", port))
+        result = subprocess.run(
+            [*CCDAEMON, "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen for SIP on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

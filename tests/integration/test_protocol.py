@@ -417,3 +417,69 @@ async def test_invite_with_replaces_finds_the_dialog() -> None:
         assert {r.status for r in await client3.responses(window=0.5) if r.status >= 200} == {481}
         for c in (client, client2, client3):
             c.close()
+
+
+async def test_debug_trace_shows_sip_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="ccdaemon.sip.trace")
+    async with direct_ua() as ua:
+        client = await UdpSipClient.open()
+        client.send(
+            (
+                "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{client.port};branch=z9hG4bKtrace\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:mon@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\n"
+                'Call-ID: trace1\r\nCSeq: 1 OPTIONS\r\nAuthorization: Digest username="x", response="abc"\r\n'
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            ua_address(ua),
+        )
+        await client.responses(window=0.5)
+        client.close()
+    text = caplog.text
+    assert "OPTIONS sip:100@127.0.0.1" in text and "SIP/2.0 200 OK" in text
+    assert "Authorization: <redacted>" in text and 'response="abc"' not in text
+
+
+async def test_late_offer_invite_gets_our_offer_and_answer_in_ack() -> None:
+    answerer = Answerer()
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        data, _ = invite_bytes(client)
+        head, _, _ = data.partition(b"Content-Type")
+        client.send(head + b"Content-Length: 0\r\n\r\n", ua_address(ua))  # INVITE without SDP
+        while True:
+            message = await client.receive()
+            if isinstance(message, SipResponse) and message.status == 200:
+                break
+        assert message.content_type == "application/sdp" and b"m=audio" in message.body
+        answer = (
+            "v=0\r\no=test 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            "m=audio 49172 RTP/AVP 8\r\n"
+        )
+        client.send(
+            in_dialog(
+                client, "ACK", message, 1, branch="z9hG4bKlate", body=answer, content_type="application/sdp"
+            ),
+            ua_address(ua),
+        )
+        call = await answerer.calls.get()
+        await asyncio.sleep(0.1)
+        assert call.media is not None
+        assert (call.media.codec.encoding, call.media.remote_port) == ("PCMA", 49172)
+        client.close()
+
+
+async def test_early_media_183_carries_the_answer() -> None:
+    class EarlyMedia(Answerer):
+        async def __call__(self, call: Call) -> None:
+            await self.calls.put(call)
+            await call.ring(early_media=True)
+            await call.wait_ended()
+
+    async with direct_ua(EarlyMedia()) as ua:
+        client = await UdpSipClient.open()
+        client.send(invite_bytes(client)[0], ua_address(ua))
+        responses = await client.responses(window=0.5)
+        early = [r for r in responses if r.status == 183]
+        assert early and b"m=audio" in early[0].body and early[0].to.tag
+        client.close()
