@@ -521,7 +521,8 @@ def validate_message(message: SipMessage) -> None:
         _parse_delta_seconds(value, "Expires")
     cseq = message.cseq
     # each accessor parses and so validates its header
-    message.vias  # noqa: B018  # top_via must work on every parsed message
+    if not message.vias:
+        raise ParseError("empty Via header")  # top_via must work on every parsed message
     message.contacts  # noqa: B018
     message.routes  # noqa: B018
     message.record_routes  # noqa: B018

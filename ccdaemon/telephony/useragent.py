@@ -248,7 +248,8 @@ class UserAgent:
                 await self.transports.close()
                 if wanted == 0:
                     continue
-                raise TransportError(f"cannot listen for SIP on {host}:{wanted}: {exc.strerror or exc}") from exc
+                reason = exc.strerror or str(exc)
+                raise TransportError(f"cannot listen for SIP on {host}:{wanted}: {reason}") from exc
         raise TransportError(f"no port free for both UDP and TCP on {host}")
 
     async def stop(self, *, drain: float = 5.0) -> None:

@@ -188,13 +188,15 @@ def test_sip_like_bytes_parse_or_parse_error(data: bytes) -> None:
     exercise(data, datagram=False)
 
 
+_PREFIX = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "From: <sip:a@h>;tag=1", "To: <sip:b@h>", "Call-ID: c1",
+           "CSeq: 1 INVITE"]
+
+
 @PROPERTY
-@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join))
-def test_sip_like_head_with_valid_prefix(tail: str) -> None:
-    head = (
-        "INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n"
-        "To: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
-    )
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join), st.sampled_from([None, *_PREFIX]))
+def test_sip_like_head_with_valid_prefix(tail: str, drop: str | None) -> None:
+    """A valid head (minus one required header, sometimes) followed by SIP-ish noise."""
+    head = "INVITE sip:a@h SIP/2.0\r\n" + "".join(f"{line}\r\n" for line in _PREFIX if line != drop)
     data = (head + tail + "\r\n\r\n").encode("utf-8", errors="surrogateescape")
     exercise(data)
     exercise(data, datagram=False)
@@ -477,6 +479,8 @@ def test_stream_mode_is_strict_about_length() -> None:
         (_request("X: a\x1bb\r\n"), "control character"),
         (_request("X: a\r\n").replace(b"X: a", b"X: \xff"), "not UTF-8"),
         (b"\r\n\r\n", "no empty line"),  # keep-alives only
+        (_request().replace(b"Via: SIP/2.0/UDP h;branch=z9hG4bK1", b"Via:"), "empty Via"),
+        (_request().replace(b"Via: SIP/2.0/UDP h;branch=z9hG4bK1", b"Via: ,"), "empty Via"),
         (b" OPTIONS sip:a@h SIP/2.0\r\n\r\n", None),
         (_request().replace(b"SIP/2.0\r\n", b"SIP/2.0\r\n continued\r\n", 1), "continuation line"),
         (_request().replace(b"OPTIONS sip", b"options sip"), "CSeq method"),
