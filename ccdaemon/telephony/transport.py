@@ -23,6 +23,8 @@ MessageHandler = Callable[[SipMessage, Endpoint], None]
 ErrorHandler = Callable[[ParseError, Endpoint], None]
 
 _MAX_PENDING_CONNECT_BYTES = 256 * 1024
+MAX_CONNECTIONS_PER_HOST = 32  # a PBX needs one or two; more from one host is a flood
+MAX_CONNECTIONS = 1024
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -48,8 +50,11 @@ class _TcpProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         host, port = transport.get_extra_info("peername")[:2]
-        self.peer = Endpoint(host, port, "tcp")
-        self._manager.register_connection(self.peer, self)
+        peer = Endpoint(host, port, "tcp")
+        if not self._manager.register_connection(peer, self):
+            transport.close()  # over the bound: refuse before reading a byte
+            return
+        self.peer = peer
 
     def data_received(self, data: bytes) -> None:
         if self.peer is None:
@@ -94,6 +99,7 @@ class TransportManager:
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.udp_address: tuple[str, int] | None = None
+        self.refused_connections = 0
         self.tcp_address: tuple[str, int] | None = None
 
     async def listen_udp(self, host: str, port: int) -> tuple[str, int]:
@@ -114,8 +120,15 @@ class TransportManager:
         self.tcp_address = sock.getsockname()[:2]
         return self.tcp_address
 
-    def register_connection(self, peer: Endpoint, protocol: _TcpProtocol) -> None:
+    def register_connection(self, peer: Endpoint, protocol: _TcpProtocol) -> bool:
+        """Track a connection; False when the total or per-host bound is reached."""
+        same_host = sum(1 for host, _ in self._connections if host == peer.host)
+        if len(self._connections) >= MAX_CONNECTIONS or same_host >= MAX_CONNECTIONS_PER_HOST:
+            self.refused_connections += 1
+            log.warning("refused TCP connection from %s: too many connections", peer)
+            return False
         self._connections[(peer.host, peer.port)] = protocol
+        return True
 
     def unregister_connection(self, peer: Endpoint, protocol: _TcpProtocol) -> None:
         if self._connections.get((peer.host, peer.port)) is protocol:

@@ -483,3 +483,21 @@ async def test_early_media_183_carries_the_answer() -> None:
         early = [r for r in responses if r.status == 183]
         assert early and b"m=audio" in early[0].body and early[0].to.tag
         client.close()
+
+
+async def test_tcp_connections_per_host_are_bounded() -> None:
+    from ccdaemon.telephony.transport import MAX_CONNECTIONS_PER_HOST
+
+    async with direct_ua() as ua:
+        assert ua.transports.tcp_address is not None
+        host, port = ua.transports.tcp_address
+        writers = []
+        for _ in range(MAX_CONNECTIONS_PER_HOST + 5):
+            _, writer = await asyncio.open_connection(host, port)
+            writers.append(writer)
+        await asyncio.sleep(0.2)
+        assert len(ua.transports._connections) == MAX_CONNECTIONS_PER_HOST
+        assert ua.transports.refused_connections == 5
+        for writer in writers:
+            writer.close()
+        assert [r.status for r in await _options_from("127.0.0.1", ua)] == [200]  # UDP unaffected
