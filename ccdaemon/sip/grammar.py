@@ -17,6 +17,11 @@ _WSP_RUN_RE = re.compile(r"[ \t]+")
 WSP = " \t"
 
 
+def excerpt(text: str, limit: int = 80) -> str:
+    """``repr`` of at most ``limit`` characters: error messages quote peer input, boundedly."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
 def is_token(text: str) -> bool:
     return bool(_TOKEN_RE.match(text))
 
@@ -72,7 +77,7 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
         elif ch == ">":
             depth -= 1
             if depth < 0:
-                raise ParseError(f"unbalanced '>' in {text!r}")
+                raise ParseError(f"unbalanced '>' in {excerpt(text)}")
             current.append(ch)
         elif ch == separator and depth == 0:
             parts.append("".join(current))
@@ -81,9 +86,9 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
             current.append(ch)
         i += 1
     if in_quotes:
-        raise ParseError(f"unterminated quoted string in {text!r}")
+        raise ParseError(f"unterminated quoted string in {excerpt(text)}")
     if depth:
-        raise ParseError(f"unbalanced '<' in {text!r}")
+        raise ParseError(f"unbalanced '<' in {excerpt(text)}")
     parts.append("".join(current))
     return parts
 
@@ -91,7 +96,7 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
 def unquote(text: str) -> str:
     """Return the content of a quoted string with its backslash escapes resolved."""
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        raise ParseError(f"not a quoted string: {text!r}")
+        raise ParseError(f"not a quoted string: {excerpt(text)}")
     out: list[str] = []
     i = 1
     end = len(text) - 1
@@ -99,12 +104,12 @@ def unquote(text: str) -> str:
         ch = text[i]
         if ch == "\\":
             if i + 1 >= end:
-                raise ParseError(f"dangling escape in {text!r}")
+                raise ParseError(f"dangling escape in {excerpt(text)}")
             out.append(text[i + 1])
             i += 2
             continue
         if ch == '"':
-            raise ParseError(f"unescaped quote inside {text!r}")
+            raise ParseError(f"unescaped quote inside {excerpt(text)}")
         out.append(ch)
         i += 1
     return "".join(out)
@@ -143,7 +148,7 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
         name, sep, value = item.partition("=")
         name = name.strip(WSP)
         if not is_token(name):
-            raise ParseError(f"bad parameter name {name!r}")
+            raise ParseError(f"bad parameter name {excerpt(name)}")
         if not sep:
             params.append((name.lower(), None))
             continue
@@ -151,7 +156,7 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
         if value.startswith('"'):
             unquote(value)  # validates
         elif not value or not _is_param_value(value):
-            raise ParseError(f"bad value for parameter {name!r}: {value!r}")
+            raise ParseError(f"bad value for parameter {excerpt(name)}: {excerpt(value)}")
         params.append((name.lower(), value))
     return tuple(params)
 

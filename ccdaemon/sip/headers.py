@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from .errors import LocalProtocolError, ParseError
 from .grammar import (
     WSP,
+    excerpt,
     format_params,
     is_digits,
     is_token,
@@ -329,7 +330,7 @@ def parse_via(text: str) -> Via:
         raise ParseError(f"malformed Via {text[:80]!r}")
     name, version, transport = match.groups()
     if name.upper() != "SIP" or version != "2.0":
-        raise ParseError(f"Via with unsupported protocol {name}/{version}")
+        raise ParseError(f"Via with unsupported protocol {excerpt(name + '/' + version)}")
     host, port = parse_host_port(_squeeze_sent_by(sent_by.strip(WSP)), text[:80])
     params = parse_params(param_text)
     _check_via_params(params, text)

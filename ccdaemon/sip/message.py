@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeAlias
 
 from .errors import LocalProtocolError, MessageTooLarge, ParseError
-from .grammar import WSP, is_digits, is_token, parse_uint
+from .grammar import WSP, excerpt, is_digits, is_token, parse_uint
 from .headers import LIST_HEADERS, SINGLE_HEADERS, CSeq, Headers, Via, canonical_name, parse_cseq, parse_via
 from .uri import NameAddr, SipUri, Uri, parse_name_addr, parse_name_addr_list, parse_uri
 
@@ -545,21 +545,21 @@ def _validate_optional(headers: Headers) -> None:
     date = headers.get("Date")
     if date is not None:
         if not _DATE_RE.match(date.strip(WSP)):
-            raise ParseError(f"malformed Date {date!r}")
+            raise ParseError(f"malformed Date {excerpt(date)}")
         try:
             parsedate_to_datetime(date)
         except (TypeError, ValueError) as exc:
-            raise ParseError(f"malformed Date {date!r}") from exc
+            raise ParseError(f"malformed Date {excerpt(date)}") from exc
     content_type = headers.get("Content-Type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip(WSP)
         kind, slash, sub = media.partition("/")
         if not slash or not is_token(kind.strip(WSP)) or not is_token(sub.strip(WSP)):
-            raise ParseError(f"malformed Content-Type {content_type!r}")
+            raise ParseError(f"malformed Content-Type {excerpt(content_type)}")
     for name in ("Require", "Proxy-Require", "Supported", "Allow", "Unsupported"):
         for token in headers.get_all(name):
             if not is_token(token):
-                raise ParseError(f"malformed {name} value {token!r}")
+                raise ParseError(f"malformed {name} value {excerpt(token)}")
     for value in headers.get_lines("Min-Expires"):
         _parse_delta_seconds(value, "Min-Expires")
 

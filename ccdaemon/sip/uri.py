@@ -15,6 +15,7 @@ from urllib.parse import unquote as _percent_decode
 from .errors import ParseError
 from .grammar import (
     WSP,
+    excerpt,
     format_params,
     is_token,
     param_value,
@@ -121,11 +122,11 @@ def parse_uri(text: str) -> Uri:
     """Parse an absolute URI; ``sip``/``sips`` fully, any other scheme as :class:`AbsoluteUri`."""
     scheme, sep, rest = text.partition(":")
     if not sep or not _SCHEME_RE.match(scheme):
-        raise ParseError(f"not a URI: {text!r}")
+        raise ParseError(f"not a URI: {excerpt(text)}")
     scheme = scheme.lower()
     if scheme not in ("sip", "sips"):
         if not rest or not _OPAQUE_RE.match(rest):
-            raise ParseError(f"malformed {scheme} URI: {text!r}")
+            raise ParseError(f"malformed {scheme} URI: {excerpt(text)}")
         return AbsoluteUri(scheme, rest)
     return _parse_sip_uri(scheme, rest, text)
 
@@ -133,7 +134,7 @@ def parse_uri(text: str) -> Uri:
 def parse_sip_uri(text: str) -> SipUri:
     uri = parse_uri(text)
     if not isinstance(uri, SipUri):
-        raise ParseError(f"not a sip: URI: {text!r}", status_hint=416)
+        raise ParseError(f"not a sip: URI: {excerpt(text)}", status_hint=416)
     return uri
 
 
@@ -146,7 +147,7 @@ def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
         if qpos >= 0:
             rest, headers = rest[:qpos], rest[qpos + 1 :]
             if not _HEADER_PART_RE.match(headers.replace("=", "").replace("&", "")):
-                raise ParseError(f"malformed headers in URI {text!r}")
+                raise ParseError(f"malformed headers in URI {excerpt(text)}")
     user: str | None = None
     password: str | None = None
     if "@" in rest:
@@ -154,9 +155,9 @@ def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
         user, _, pw = userinfo.partition(":")
         password = pw if ":" in userinfo else None
         if not _USER_RE.match(user):
-            raise ParseError(f"malformed user part in URI {text!r}")
+            raise ParseError(f"malformed user part in URI {excerpt(text)}")
         if password is not None and not _PASSWORD_RE.match(password):
-            raise ParseError(f"malformed password in URI {text!r}")
+            raise ParseError(f"malformed password in URI {excerpt(text)}")
     hostport, semi, param_text = rest.partition(";")
     host, port = parse_host_port(hostport, text)
     params: Params = ()
@@ -165,7 +166,7 @@ def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:
         for item in param_text.split(";"):
             name, eq, value = item.partition("=")
             if not name or not _URI_PARAM_RE.match(name) or (eq and not _URI_PARAM_RE.match(value)):
-                raise ParseError(f"malformed parameter {item!r} in URI {text!r}")
+                raise ParseError(f"malformed parameter {excerpt(item)} in URI {excerpt(text)}")
             items.append((name.lower(), value if eq else None))
         params = tuple(items)
     return SipUri(
@@ -179,26 +180,26 @@ def parse_host_port(hostport: str, context: str) -> tuple[str, int | None]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
-            raise ParseError(f"unterminated IPv6 reference in {context!r}")
+            raise ParseError(f"unterminated IPv6 reference in {excerpt(context)}")
         host, tail = hostport[: end + 1], hostport[end + 1 :]
         if tail:
             if not tail.startswith(":"):
-                raise ParseError(f"garbage after IPv6 host in {context!r}")
+                raise ParseError(f"garbage after IPv6 host in {excerpt(context)}")
             port = _parse_port(tail[1:], context)
         if not _IPV6_RE.match(host) or not _is_ipv6(host[1:-1]):
-            raise ParseError(f"malformed IPv6 host in {context!r}")
+            raise ParseError(f"malformed IPv6 host in {excerpt(context)}")
         return host, port
     host, colon, port_text = hostport.partition(":")
     if colon:
         port = _parse_port(port_text, context)
     if not host or not _HOSTNAME_RE.match(host):
-        raise ParseError(f"malformed host {host!r} in {context!r}")
+        raise ParseError(f"malformed host {excerpt(host)} in {excerpt(context)}")
     return host, port
 
 
 def _parse_port(text: str, context: str) -> int:
     if not text or text != text.strip(WSP):
-        raise ParseError(f"malformed port {text!r} in {context!r}")
+        raise ParseError(f"malformed port {excerpt(text)} in {excerpt(context)}")
     return parse_uint(text, f"port in {context!r}", maximum=65535)
 
 
@@ -258,12 +259,12 @@ def parse_name_addr(text: str) -> NameAddr:
         uri_text = uri_text.strip(WSP)
         # a URI with ',', '?' or ';' must be in <> (RFC 3261 §20)
         if any(c in uri_text for c in ' \t"<>?,'):
-            raise ParseError(f"malformed address {text!r}")
+            raise ParseError(f"malformed address {excerpt(text)}")
         params = _header_params(";" + param_text if param_text else "", text)
         return NameAddr(uri=parse_uri(uri_text), params=params)
     gt = text.find(">", lt)
     if gt < 0:
-        raise ParseError(f"missing '>' in address {text!r}")
+        raise ParseError(f"missing '>' in address {excerpt(text)}")
     display_text = text[:lt].strip(WSP)
     display: str | None = None
     if display_text:
@@ -272,11 +273,11 @@ def parse_name_addr(text: str) -> NameAddr:
         else:
             words = split_wsp(display_text)
             if not all(is_token(w) for w in words):
-                raise ParseError(f"display name needs quotes: {display_text!r}")
+                raise ParseError(f"display name needs quotes: {excerpt(display_text)}")
             display = " ".join(words)
     uri_text = text[lt + 1 : gt]
     if uri_text != uri_text.strip(WSP) or not uri_text:
-        raise ParseError(f"white space inside <> in {text!r}")
+        raise ParseError(f"white space inside <> in {excerpt(text)}")
     return NameAddr(
         uri=parse_uri(uri_text), display_name=display, params=_header_params(text[gt + 1 :], text)
     )
@@ -285,7 +286,7 @@ def parse_name_addr(text: str) -> NameAddr:
 def _header_params(param_text: str, context: str) -> Params:
     param_text = param_text.strip(WSP)
     if param_text and not param_text.startswith(";"):
-        raise ParseError(f"garbage after address in {context!r}")
+        raise ParseError(f"garbage after address in {excerpt(context)}")
     return parse_params(param_text)
 
 
