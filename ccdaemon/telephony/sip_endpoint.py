@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ..sip.address import Endpoint
 from ..sip.errors import ParseError
+from ..sip.framing import StreamError
 from ..sip.message import SipMessage, SipRequest, SipResponse, make_response
 from ..sip.transaction import (
     ResponseReceived,
@@ -24,6 +25,7 @@ from ..sip.transaction import (
     TxTimedOut,
     TxTransportFailed,
 )
+from ..sip.validate import error_response_for_unparsable
 from .transport import TransportManager
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,12 @@ class SipEndpoint:
         self.pump()
 
     def stream_error(self, error: ParseError, source: Endpoint) -> None:
+        """A request that did not parse on TCP still gets its 400 (then a fatal error closes it)."""
         log.info("unparsable message on %s: %s", source, error)
+        if isinstance(error, StreamError):
+            reply = error_response_for_unparsable(error.data, error.cause)
+            if reply is not None:
+                self.transports.send(reply, source)
 
     # --- to the network -----------------------------------------------------------------------
 

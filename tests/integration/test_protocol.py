@@ -20,6 +20,7 @@ from ccdaemon.sip.message import SipRequest, SipResponse
 from ccdaemon.sip.transaction import SipTimers
 from ccdaemon.telephony.call import Call
 from ccdaemon.telephony.events import DtmfReceived, EndReason, TransferRequested
+from ccdaemon.telephony.transport import MAX_CONNECTIONS_PER_HOST
 from ccdaemon.telephony.useragent import UaConfig, UserAgent
 from tests.integration.udp_client import UdpSipClient
 
@@ -486,8 +487,6 @@ async def test_early_media_183_carries_the_answer() -> None:
 
 
 async def test_tcp_connections_per_host_are_bounded() -> None:
-    from ccdaemon.telephony.transport import MAX_CONNECTIONS_PER_HOST
-
     async with direct_ua() as ua:
         assert ua.transports.tcp_address is not None
         host, port = ua.transports.tcp_address
@@ -501,3 +500,15 @@ async def test_tcp_connections_per_host_are_bounded() -> None:
         for writer in writers:
             writer.close()
         assert [r.status for r in await _options_from("127.0.0.1", ua)] == [200]  # UDP unaffected
+
+
+async def test_unparsable_request_over_tcp_gets_400_before_close() -> None:
+    async with direct_ua() as ua:
+        assert ua.transports.tcp_address is not None
+        reader, writer = await asyncio.open_connection(*ua.transports.tcp_address)
+        writer.write((RFC4475 / "mcl01.dat").read_bytes())  # conflicting Content-Length: fatal framing
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(4096), 2)
+        assert reply.startswith(b"SIP/2.0 400 ")
+        assert await asyncio.wait_for(reader.read(4096), 2) == b""  # then the connection is closed
+        writer.close()
