@@ -282,7 +282,7 @@ class SecuritySettings(_Section):
 
     allowed_sources: list[Network] = Field(default_factory=list)  # besides the PBX
     unknown_source_policy: Literal["reject", "drop"] = "reject"  # 403 or silence
-    max_transactions_per_peer: int = Field(default=200, ge=1, le=100_000)
+    max_transactions_per_peer: int = Field(default=500, ge=1, le=100_000)
     max_calls: int = Field(default=500, ge=1, le=100_000)
 
     @field_validator("unknown_source_policy", mode="before")

@@ -262,6 +262,9 @@ class _Tx:
 _Handler: TypeAlias = Callable[[_Tx, TxState, float, SipMessage | None], None]
 
 
+# Server states in which a transaction waits for the TU's answer: what the per-peer limit counts.
+_AWAITING_TU: Final = frozenset({TxState.TRYING, TxState.PROCEEDING})
+
 class TransactionLayer:
     """All client and server transactions of one SIP endpoint."""
 
@@ -269,7 +272,7 @@ class TransactionLayer:
         self,
         *,
         timers: SipTimers = SipTimers(),
-        max_server_transactions_per_peer: int = 200,
+        max_server_transactions_per_peer: int = 500,
         local_sent_by: Callable[[Endpoint], bool] | None = None,
     ) -> None:
         self._timers = timers
@@ -542,7 +545,11 @@ class TransactionLayer:
             self._emit(StrayResponse(response, source))  # a 2xx after a non-2xx: still needs an ACK
 
     def _admit(self, request: SipRequest, view: _RequestView, source: Endpoint, now: float) -> bool:
-        """Bound the server transactions per peer host: 503 at most once a second, then drop."""
+        """Bound the requests per peer host that still wait for the TU (answered ones only absorb
+        retransmissions for a while and cost no work): 503 at most once a second, then drop.
+
+        A busy PBX finishes hundreds of BYEs and INFOs a minute; counting those would lock it out.
+        """
         if self._peer_counts.get(source.host, 0) < self._max_per_peer:
             return True
         last = self._refused_at.get(source.host)
@@ -573,6 +580,8 @@ class TransactionLayer:
             return False
         self._handlers[trigger](tx, target, now, message)
         tx.state = target
+        if target not in _AWAITING_TU:
+            self._release_peer(tx)  # answered: it only absorbs retransmissions now
         if target is TxState.TERMINATED:
             self._remove(tx)
         while self._immediate:  # zero-length Timers D, I, J, K on reliable transports
@@ -705,6 +714,20 @@ class TransactionLayer:
         if invite is not None and invite.state is TxState.PROCEEDING:
             self._arm(invite, Trigger.TIMER_B, self._timers.timeout, now)
 
+    def _release_peer(self, tx: _Tx) -> None:
+        """Stop counting ``tx`` against its peer's limit (once it is answered or removed)."""
+        host = tx.server_peer
+        if host is None:
+            return
+        tx.server_peer = None
+        count = self._peer_counts[host] - 1
+        if count:
+            self._peer_counts[host] = count
+        else:
+            del self._peer_counts[host]
+        if count < self._max_per_peer:
+            self._refused_at.pop(host, None)
+
     def _emit(self, event: TxEvent) -> None:
         self._events.append(event)
 
@@ -713,15 +736,7 @@ class TransactionLayer:
         self._armed -= len(tx.timers)
         tx.timers.clear()
         self._compact()
-        host = tx.server_peer
-        if host is not None:
-            count = self._peer_counts[host] - 1
-            if count:
-                self._peer_counts[host] = count
-            else:
-                del self._peer_counts[host]
-            if count < self._max_per_peer:
-                self._refused_at.pop(host, None)
+        self._release_peer(tx)
         if tx.merge_key is not None and self._merge_index.get(tx.merge_key) == tx.key:
             del self._merge_index[tx.merge_key]
         if tx.dialog_match is not None and self._ack_index.get(tx.dialog_match) == tx.key:

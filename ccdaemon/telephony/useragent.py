@@ -84,7 +84,7 @@ class UaConfig:
     outbound_proxy: str | None = None  # SIP URI every request out of dialog is sent through
     allowed_sources: tuple[str, ...] = ()
     unknown_source_policy: str = "reject"  # or "drop"
-    max_transactions_per_peer: int = 200
+    max_transactions_per_peer: int = 500
     max_calls: int = 500
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000

@@ -70,7 +70,7 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.pbx.outbound_proxy is None
     assert settings.security.allowed_sources == []
     assert settings.security.unknown_source_policy == "reject"
-    assert settings.security.max_transactions_per_peer == 200
+    assert settings.security.max_transactions_per_peer == 500
     assert settings.security.max_calls == 500
     assert (settings.media.rtp_port_min, settings.media.rtp_port_max) == (20_000, 30_000)
     assert settings.media.codecs == ["PCMU", "PCMA"]

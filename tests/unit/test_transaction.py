@@ -848,6 +848,24 @@ def test_peer_over_its_limit_gets_503_then_is_dropped() -> None:
     assert layer.transaction_count() == 4
 
 
+def test_answered_transactions_do_not_count_against_the_peer_limit() -> None:
+    # a busy PBX finishes many BYEs/INFOs a minute; their 32 s of Timer J must not lock it out
+    layer = TransactionLayer(max_server_transactions_per_peer=3)
+    for i in range(50):
+        req = request("INFO", branch=f"z9hG4bKi{i}", call_id=f"i{i}")
+        layer.receive_message(req, UAC, now=i * 0.01)
+        [event] = events(layer)
+        assert isinstance(event, RequestReceived) and event.key is not None
+        layer.send_response(event.key, response(req, 200), now=i * 0.01)
+    assert layer.transaction_count() == 50  # all still absorbing retransmissions
+    assert 503 not in statuses(sent(layer))
+    for i in range(3):  # three left unanswered fill the limit
+        layer.receive_message(request("OPTIONS", branch=f"z9hG4bKp{i}", call_id=f"p{i}"), UAC, now=1.0)
+    events(layer)
+    layer.receive_message(request("OPTIONS", branch="z9hG4bKover", call_id="over"), UAC, now=1.0)
+    assert statuses(sent(layer)) == [503]
+
+
 def test_unparsable_request_gets_400_and_garbage_is_dropped() -> None:
     layer = TransactionLayer()
     broken = request_bytes("OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: many")
