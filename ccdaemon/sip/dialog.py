@@ -75,8 +75,8 @@ class Dialog:
             raise LocalProtocolError("a dialog-creating response needs a To tag")
         remote = invite.from_
         contacts = invite.contacts
-        if not contacts:
-            raise RemoteProtocolError("INVITE without Contact", status_hint=400)
+        # RFC 2543 INVITEs may lack Contact: the From URI is then the remote target
+        target: Uri = contacts[0].uri if contacts else remote.uri
         return cls(
             dialog_id=DialogId(invite.call_id, local.tag, remote.tag or ""),
             state=DialogState.CONFIRMED if response.is_success else DialogState.EARLY,
@@ -84,7 +84,7 @@ class Dialog:
             remote_party=remote,
             local_seq=0,
             remote_seq=invite.cseq.seq,
-            remote_target=contacts[0].uri,
+            remote_target=target,
             route_set=list(invite.record_routes),  # UAS keeps Record-Route order
             local_contact=response.headers.get("Contact") or "",
             is_uac=False,

@@ -265,6 +265,7 @@ _Handler: TypeAlias = Callable[[_Tx, TxState, float, SipMessage | None], None]
 # Server states in which a transaction waits for the TU's answer: what the per-peer limit counts.
 _AWAITING_TU: Final = frozenset({TxState.TRYING, TxState.PROCEEDING})
 
+
 class TransactionLayer:
     """All client and server transactions of one SIP endpoint."""
 

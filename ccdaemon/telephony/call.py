@@ -8,6 +8,7 @@ queue and application calls into SIP requests and responses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -17,7 +18,14 @@ from ..sip.dialog import Dialog, DialogState
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import Headers
 from ..sip.message import SipRequest, SipResponse, make_response, reason_phrase
-from ..sip.offer_answer import NegotiatedMedia, NotAcceptable, accept_answer, answer_offer, make_offer
+from ..sip.offer_answer import (
+    NegotiatedMedia,
+    NotAcceptable,
+    accept_answer,
+    answer_offer,
+    make_offer,
+    make_reoffer,
+)
 from ..sip.sdp import Direction, SdpError, SessionDescription, parse_sdp
 from ..sip.transaction import TxKey
 from ..sip.uri import NameAddr, SipUri, parse_name_addr
@@ -44,7 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
-_DTMF_RELAY_RE = re.compile(r"Signal\s*=\s*([0-9A-Da-d*#]|1[01])", re.IGNORECASE)
+EVENT_QUEUE_SIZE = 256
+_DTMF_RELAY_RE = re.compile(r"Signal\s*=\s*(1[01]|[0-9A-Da-d*#])", re.IGNORECASE)  # 10/11 before 1
 _DURATION_RE = re.compile(r"Duration\s*=\s*(\d+)", re.IGNORECASE)
 _SIPFRAG_RE = re.compile(r"SIP/2\.0 ([1-6][0-9]{2})")
 
@@ -82,7 +91,11 @@ class Call:
         self.end: CallEnded | None = None
         self.remote_hold = False
         self.local_hold = False
-        self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        # bounded: an application that never reads events must not make a long call grow
+        self.events: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self.dropped_events = 0
+        # REFER is answered 202 only when the application will act on it (else 603)
+        self.accept_transfers = False
         self.ended = asyncio.Event()
         self.answered = asyncio.Event()
         # inbound INVITE server transaction
@@ -91,11 +104,21 @@ class Call:
         # outbound INVITE client transaction (the latest, after an auth retry)
         self.invite_client: ClientTransaction | None = None
         self._acked = asyncio.Event()
+        self._final_sent = False  # inbound: a final response to the INVITE went out
+        self._cancel_pending = False  # outbound: CANCEL wanted, waiting for a provisional
+        self._cancel_sent = False
+        self._byed_tags: set[str] = set()  # outbound: remote tags we already sent BYE to
+        self._ring_guard: asyncio.TimerHandle | None = None
         self._session_id = ua.ids.session_id()
         self._sdp_version = 0
         self._reinvite_pending = False
         self._refer_seq: int | None = None
+        self._refer_sent = False
         self.replaces: Call | None = None  # the call an INVITE-with-Replaces takes over
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.call_id, self.local_tag)
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {'in' if self.inbound else 'out'} {self.state.name}>"
@@ -121,6 +144,30 @@ class Call:
         self.invite_key = key
         if invite.body:
             self.remote_offer = self._parse_body(invite)
+
+    def _arm_ring_guard(self, max_ring: float) -> None:
+        """Never ring forever: the INVITE's Expires (§13.3.1.1) or our own limit ends it."""
+        assert self.invite is not None
+        expires = self.invite.expires
+        limit = min(max_ring, expires) if expires else max_ring
+        self._ring_guard = asyncio.get_running_loop().call_later(
+            limit, self._ring_expired, expires is not None
+        )
+
+    def _ring_expired(self, by_expires: bool) -> None:
+        if self.state in (CallState.INCOMING, CallState.RINGING):
+            status = 487 if by_expires else 480
+            self._send_final(status)
+            self._finish(CallEnded(EndReason.FAILED, status, "ringing too long"))
+
+    def _send_final(self, status: int, reason: str | None = None) -> None:
+        """A final error response to our inbound INVITE, once."""
+        if self._final_sent or self.invite is None or self.invite_key is None:
+            return
+        self._final_sent = True
+        self._ua.endpoint.send_response(
+            self.invite_key, make_response(self.invite, status, reason, to_tag=self.local_tag)
+        )
 
     async def ring(self, *, early_media: bool = False) -> None:
         """Send 180 Ringing (or 183 with our SDP answer, for announcements before answering)."""
@@ -148,6 +195,8 @@ class Call:
         assert self.dialog is not None
         self.dialog.state = DialogState.CONFIRMED
         self.state = CallState.ESTABLISHED
+        self._final_sent = True
+        self._cancel_ring_guard()
         self._ua.endpoint.send_response(self._key(), response)
         self.answered.set()
         await self._wait_ack()
@@ -156,9 +205,7 @@ class Call:
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
         """Refuse an unanswered inbound call with a final error response."""
         self._require(CallState.INCOMING, CallState.RINGING)
-        assert self.invite is not None
-        response = make_response(self.invite, status, reason, to_tag=self.local_tag)
-        self._ua.endpoint.send_response(self._key(), response)
+        self._send_final(status, reason)
         self._finish(CallEnded(EndReason.REJECTED, status))
 
     async def _wait_ack(self) -> None:
@@ -201,6 +248,13 @@ class Call:
         self._set_media(media)
         return answer
 
+    def _reoffer_sdp(self, direction: Direction) -> SessionDescription:
+        """Our next offer in this dialog: the last SDP we sent with a new direction, so the m= lines
+        keep their number and order (RFC 3264 §8)."""
+        if self.local_sdp is None:
+            return self._new_offer(direction)
+        return make_reoffer(self.local_sdp, direction=direction)
+
     def _new_offer(self, direction: Direction) -> SessionDescription:
         self._sdp_version += 1
         return make_offer(
@@ -214,7 +268,7 @@ class Call:
         changed = self.media is not None and media != self.media
         self.media = media
         if changed:
-            self.events.put_nowait(MediaChanged(media))
+            self._emit(MediaChanged(media))
 
     def _key(self) -> TxKey:
         assert self.invite_key is not None
@@ -224,15 +278,17 @@ class Call:
 
     def _on_invite_response(self, invite: SipRequest, response: SipResponse) -> None:
         """Every response to our INVITE, including 2xx retransmissions (each needs its ACK)."""
-        if self.state is CallState.ENDED and not response.is_success:
-            return
         if response.is_provisional:
+            if self._cancel_pending:
+                self._ua.send_cancel(self)  # §9.1: the CANCEL waited for this provisional
+            if self.state is CallState.ENDED:
+                return
             if response.status > 100 and self.state is CallState.CALLING:
                 self.state = CallState.RINGING
                 early = None
                 if response.body and response.to.tag:
                     early = self._media_from_answer(response)
-                self.events.put_nowait(Ringing(response.status, early))
+                self._emit(Ringing(response.status, early))
             if response.to.tag and self.dialog is None:
                 self.dialog = Dialog.as_uac(invite, response)
                 self._ua.register_dialog(self)
@@ -241,35 +297,45 @@ class Call:
             self._on_invite_2xx(invite, response)
 
     def _on_invite_2xx(self, invite: SipRequest, response: SipResponse) -> None:
-        tag = response.to.tag or ""
-        if self.dialog is not None and self.dialog.id.remote_tag != tag:
-            if self.dialog.state is DialogState.CONFIRMED:
-                # a second fork answered: ACK it and end that dialog at once (§13.2.2.4)
-                extra = Dialog.as_uac(invite, response)
-                self._ua.send_ack(extra.ack_for(invite.cseq.seq), extra)
-                self._ua.spawn(self._ua.send_in_dialog(extra, extra.new_request("BYE")), "bye-extra-fork")
-                return
-            self._ua.forget_dialog(self)
-            self.dialog = None
-        if self.dialog is None:
-            self.dialog = Dialog.as_uac(invite, response)
-            self._ua.register_dialog(self)
-        first = self.dialog.state is not DialogState.CONFIRMED or self.state is not CallState.ESTABLISHED
-        self.dialog.accept_response(response)
-        self._ua.send_ack(self.dialog.ack_for(invite.cseq.seq), self.dialog)
-        if not first:
+        tag = response.to.tag
+        if not tag:  # cannot even be ACKed properly: a broken peer
+            log.warning("call %s: 2xx without To tag ignored", self.call_id)
+            self._finish(CallEnded(EndReason.FAILED, response.status, "2xx without To tag"))
             return
+        if self.dialog is not None and self.dialog.id.remote_tag == tag:
+            dialog = self.dialog
+        elif self.state in (CallState.CALLING, CallState.RINGING) and (
+            self.dialog is None or self.dialog.state is DialogState.EARLY
+        ):
+            # the first answer, perhaps from another fork than the one that rang: our dialog
+            self._ua.forget_dialog(self)
+            self.dialog = dialog = Dialog.as_uac(invite, response)
+            self._ua.register_dialog(self)
+        else:
+            dialog = Dialog.as_uac(invite, response)  # a second fork answered as well
+        dialog.accept_response(response)
+        self._ua.send_ack(dialog.ack_for(invite.cseq.seq), dialog)  # every 2xx (RFC 6026)
+        if dialog is not self.dialog or self.state is CallState.ENDED:
+            self._bye_unwanted(dialog, tag)
+            return
+        if self.state is CallState.ESTABLISHED:
+            return  # a retransmission: ACKed again above
         media = self._media_from_answer(response) if response.body else None
-        if self.state is CallState.ENDED:
-            # answered after we gave up (CANCEL raced the 200): the 2xx confirmed the dialog, so BYE it
-            self.dialog.state = DialogState.CONFIRMED
-            self._ua.spawn(
-                self._ua.send_in_dialog(self.dialog, self.dialog.new_request("BYE")), "bye-late-2xx"
-            )
+        if response.body and media is None:
+            self._bye_unwanted(dialog, tag)
+            self._finish(CallEnded(EndReason.FAILED, 488, "unusable SDP answer"))
             return
         self.state = CallState.ESTABLISHED
         self.answered.set()
-        self.events.put_nowait(Answered(media))
+        self._emit(Answered(media))
+
+    def _bye_unwanted(self, dialog: Dialog, tag: str) -> None:
+        """End a dialog a 2xx created that we do not want (late answer, extra fork): one BYE."""
+        if tag in self._byed_tags:
+            return
+        self._byed_tags.add(tag)
+        dialog.state = DialogState.CONFIRMED  # the 2xx confirmed it, even after our CANCEL
+        self._ua.spawn(self._ua.send_in_dialog(dialog, dialog.new_request("BYE")), "bye-unwanted-2xx")
 
     def _media_from_answer(self, response: SipResponse) -> NegotiatedMedia | None:
         if self.local_sdp is None:
@@ -287,15 +353,22 @@ class Call:
     def _on_request(self, request: SipRequest, key: TxKey | None) -> None:
         method = request.method
         if method == "ACK":
-            if request.body and self.local_sdp is not None and self.remote_offer is None:
-                try:
-                    self._set_media(accept_answer(self.local_sdp, parse_sdp(request.body)))
-                except (SdpError, NotAcceptable) as exc:
-                    log.warning("call %s: bad SDP in ACK: %s", self.call_id, exc)
-            self._acked.set()
+            self._on_ack(request)
             return
         assert key is not None
-        assert self.dialog is not None
+        if (
+            self.state is CallState.ENDED
+            or self.dialog is None
+            or self.dialog.state is DialogState.TERMINATED
+        ):
+            self._respond(key, request, 481)  # crossed our BYE, or after the peer's
+            return
+        if method in ("INVITE", "UPDATE", "REFER") and self.dialog.state is DialogState.EARLY:
+            # §14.2: no new offer while the first INVITE is unanswered
+            response = make_response(request, 500 if method != "REFER" else 403)
+            response.headers.add("Retry-After", "2")
+            self._ua.endpoint.send_response(key, response)
+            return
         try:
             self.dialog.accept_request(request)
         except RemoteProtocolError as exc:
@@ -317,46 +390,90 @@ class Call:
             return
         handler(request, key)
 
+    def _on_ack(self, ack: SipRequest) -> None:
+        awaiting_answer = (
+            self.local_sdp is not None and self.remote_offer is None and not self._acked.is_set()
+        )
+        self._acked.set()
+        if not awaiting_answer or self.state is not CallState.ESTABLISHED:
+            return
+        # late offer: we offered in the 200, the answer must be in this ACK (RFC 3264 §4)
+        try:
+            assert self.local_sdp is not None
+            media = accept_answer(self.local_sdp, parse_sdp(ack.body))
+        except (SdpError, NotAcceptable) as exc:
+            log.warning("call %s: ACK without a usable SDP answer (%s): hanging up", self.call_id, exc)
+            self._ua.spawn(self.hangup(), "bye-no-answer-in-ack")
+            return
+        self._set_media(media)
+        self._report_hold_change()
+
+    def _report_hold_change(self) -> None:
+        if self.media is not None and self.media.peer_holds != self.remote_hold:
+            self.remote_hold = self.media.peer_holds
+            self._emit(HoldChanged(self.remote_hold, self.media))
+
     def _respond(self, key: TxKey, request: SipRequest, status: int, reason: str | None = None) -> None:
         self._ua.endpoint.send_response(key, make_response(request, status, reason))
 
     def _on_bye(self, request: SipRequest, key: TxKey) -> None:
         self._respond(key, request, 200)
+        if self.inbound and not self._final_sent:
+            self._send_final(487)  # BYE on an early dialog: the INVITE still needs its final (§15.1.2)
+            self._finish(CallEnded(EndReason.CANCELLED, 487, "BYE before answer"))
+            return
         self._finish(CallEnded(EndReason.REMOTE_HANGUP))
 
     def _on_reinvite(self, request: SipRequest, key: TxKey) -> None:
         if self._reinvite_pending:
             self._respond(key, request, 491)  # glare (RFC 3261 §14.2)
             return
-        body = b""
         if request.body:
-            try:
-                offer = parse_sdp(request.body)
-                self.remote_offer = offer
-                body = self._negotiate_answer().to_bytes()
-            except SdpError as exc:
-                self._respond(key, request, 400, f"Bad SDP: {exc}"[:100])
-                return
-            except NotAcceptable as exc:
-                self._respond(key, request, 488)
-                log.info("call %s: re-INVITE not acceptable: %s", self.call_id, exc)
+            body = self._answer_offer_in(request, key)
+            if body is None:
                 return
         else:
-            self.local_sdp = self._new_offer(Direction.SENDONLY if self.local_hold else Direction.SENDRECV)
-            body = self.local_sdp.to_bytes()
+            # an offer-less re-INVITE: we offer in the 200, the answer comes in the ACK
+            self.local_sdp = self._reoffer_sdp(Direction.SENDONLY if self.local_hold else Direction.SENDRECV)
             self.remote_offer = None
-        response = make_response(request, 200, body=body, content_type=SDP)
+            self._acked.clear()
+            body = self.local_sdp.to_bytes()
+        self._send_session_response(request, key, body)
+        if request.body:
+            self._report_hold_change()
+
+    def _on_update(self, request: SipRequest, key: TxKey) -> None:
+        """UPDATE (RFC 3311): an offer gets an answer; without one (a session refresh) a bare 200."""
+        if self._reinvite_pending:
+            self._respond(key, request, 491)
+            return
+        body = b""
+        if request.body:
+            answered = self._answer_offer_in(request, key)
+            if answered is None:
+                return
+            body = answered
+        self._send_session_response(request, key, body)
+        if request.body:
+            self._report_hold_change()
+
+    def _answer_offer_in(self, request: SipRequest, key: TxKey) -> bytes | None:
+        """Our SDP answer to the offer in ``request``; None after answering 400/488 ourselves."""
+        try:
+            self.remote_offer = parse_sdp(request.body)
+            return self._negotiate_answer().to_bytes()
+        except SdpError as exc:
+            self._respond(key, request, 400, f"Bad SDP: {exc}"[:100])
+        except NotAcceptable as exc:
+            self._respond(key, request, 488)
+            log.info("call %s: %s not acceptable: %s", self.call_id, request.method, exc)
+        return None
+
+    def _send_session_response(self, request: SipRequest, key: TxKey, body: bytes) -> None:
+        response = make_response(request, 200, body=body, content_type=SDP if body else None)
         response.headers.add("Contact", self._ua.contact_for(request))
         self._ua.add_capabilities(response.headers)
         self._ua.endpoint.send_response(key, response)
-        if self.media is not None:
-            hold = self.media.peer_holds
-            if hold != self.remote_hold:
-                self.remote_hold = hold
-                self.events.put_nowait(HoldChanged(hold, self.media))
-
-    def _on_update(self, request: SipRequest, key: TxKey) -> None:
-        self._on_reinvite(request, key)
 
     def _on_info(self, request: SipRequest, key: TxKey) -> None:
         ctype = request.content_type
@@ -378,7 +495,7 @@ class Call:
             return
         self._respond(key, request, 200)
         if digit is not None:
-            self.events.put_nowait(DtmfReceived(digit, duration, "info"))
+            self._emit(DtmfReceived(digit, duration, "info"))
 
     def _on_refer(self, request: SipRequest, key: TxKey) -> None:
         refer_to_text = request.headers.get("Refer-To")
@@ -390,19 +507,26 @@ class Call:
         except RemoteProtocolError:
             self._respond(key, request, 400, "Malformed Refer-To")
             return
+        if not self.accept_transfers:
+            # nobody would act on it: refuse rather than leave the phone's transfer hanging
+            self._respond(key, request, 603, "Transfer Not Supported Here")
+            return
         replaces = _replaces_from_uri(refer_to)
         self._respond(key, request, 202)
         self._refer_seq = request.cseq.seq
-        self.events.put_nowait(TransferRequested(refer_to, request.headers.get("Referred-By"), replaces))
+        self._emit(TransferRequested(refer_to, request.headers.get("Referred-By"), replaces))
         self.notify_transfer(100)
 
     def _on_notify(self, request: SipRequest, key: TxKey) -> None:
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "refer" or not self._refer_sent:
+            self._respond(key, request, 481, "No Such Subscription")  # we subscribe to nothing else
+            return
         self._respond(key, request, 200)
-        if (request.headers.get("Event") or "").split(";")[0].strip().lower() == "refer":
-            match = _SIPFRAG_RE.match(request.body.decode("utf-8", "replace"))
-            state = (request.headers.get("Subscription-State") or "").lower()
-            if match:
-                self.events.put_nowait(TransferProgress(int(match.group(1)), state.startswith("terminated")))
+        match = _SIPFRAG_RE.match(request.body.decode("utf-8", "replace"))
+        state = (request.headers.get("Subscription-State") or "").lower()
+        if match:
+            self._emit(TransferProgress(int(match.group(1)), state.startswith("terminated")))
 
     def _on_options(self, request: SipRequest, key: TxKey) -> None:
         response = make_response(request, 200)
@@ -411,6 +535,7 @@ class Call:
 
     def _on_cancel(self) -> None:
         """The caller gave up before we answered (the UA already sent 200 to CANCEL, 487 to INVITE)."""
+        self._final_sent = True
         self._finish(CallEnded(EndReason.CANCELLED, 487))
 
     def _on_ack_timeout(self) -> None:
@@ -418,6 +543,10 @@ class Call:
         if self.dialog is not None and self.state is CallState.ESTABLISHED:
             self._ua.spawn(self._ua.send_in_dialog(self.dialog, self.dialog.new_request("BYE")), "bye-no-ack")
         self._finish(CallEnded(EndReason.FAILED, 408, "no ACK for 200 OK"))
+
+    def _on_dialog_lost(self, status: int) -> None:
+        """A 481 (or a timeout of a re-INVITE/BYE) says the peer no longer knows this dialog."""
+        self._finish(CallEnded(EndReason.FAILED, status, "dialog lost"))
 
     # --- in-dialog requests we send -----------------------------------------------------------
 
@@ -429,12 +558,18 @@ class Call:
             await self.reject(480)
             return
         if not self.inbound and self.state in (CallState.CALLING, CallState.RINGING):
-            await self._ua.cancel_outbound(self)
+            self._ua.cancel_outbound(self)
             return
-        assert self.dialog is not None
         dialog = self.dialog
+        if dialog is None or dialog.state is DialogState.TERMINATED:
+            self._finish(CallEnded(EndReason.LOCAL_HANGUP))
+            return
         bye = dialog.new_request("BYE")
         self._finish(CallEnded(EndReason.LOCAL_HANGUP))
+        if self.inbound and not self._acked.is_set():
+            # §15: no BYE before the ACK of our 200 (or until it could no longer come)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), self._ua.config.timers.timeout)
         await self._ua.send_in_dialog(dialog, bye)
 
     async def hold(self) -> None:
@@ -451,17 +586,22 @@ class Call:
             raise CallError("a re-INVITE is already in progress")
         self._reinvite_pending = True
         try:
-            offer = self._new_offer(direction)
+            offer = self._reoffer_sdp(direction)
             request = self.dialog.new_request("INVITE", body=offer.to_bytes(), content_type=SDP)
             response = await self._ua.send_in_dialog(self.dialog, request, invite=True)
         finally:
             self._reinvite_pending = False
         if not response.is_success:
             raise CallError(f"re-INVITE refused with {response.status}", status=response.status)
+        try:
+            media = accept_answer(offer, parse_sdp(response.body)) if response.body else None
+        except (SdpError, NotAcceptable) as exc:
+            # the session can no longer be described: end it rather than run on a guess
+            await self.hangup()
+            raise CallError(f"unusable SDP answer to re-INVITE: {exc}", status=488) from exc
         self.local_sdp = offer
         self.local_hold = hold
-        if response.body:
-            media = accept_answer(offer, parse_sdp(response.body))
+        if media is not None:
             self._set_media(media)
 
     async def send_dtmf_info(self, digit: str, duration_ms: int = 160) -> None:
@@ -488,6 +628,7 @@ class Call:
             "REFER",
             extra_headers=[("Refer-To", refer_to), ("Referred-By", f"<{self._ua.aor}>")],
         )
+        self._refer_sent = True
         response = await self._ua.send_in_dialog(self.dialog, request)
         if not response.is_success:
             raise CallError(f"REFER refused with {response.status}", status=response.status)
@@ -538,9 +679,26 @@ class Call:
         self.end = end
         if self.dialog is not None:
             self.dialog.terminate()
-        self.events.put_nowait(end)
+        self._cancel_ring_guard()
+        if self.inbound and not self._final_sent:
+            self._send_final(480)  # whatever ended it, the INVITE transaction must not live on
+        self._emit(end, final=True)
         self.ended.set()
         self._ua.call_finished(self)
+
+    def _cancel_ring_guard(self) -> None:
+        if self._ring_guard is not None:
+            self._ring_guard.cancel()
+            self._ring_guard = None
+
+    def _emit(self, event: CallEvent, *, final: bool = False) -> None:
+        """Queue an event for the application; nothing after the end, drop-oldest when full."""
+        if self.state is CallState.ENDED and not final:
+            return
+        if self.events.full():
+            self.events.get_nowait()
+            self.dropped_events += 1
+        self.events.put_nowait(event)
 
 
 def _normalise_digit(value: str) -> str | None:

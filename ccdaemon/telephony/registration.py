@@ -21,6 +21,7 @@ from ..sip.message import SipRequest, SipResponse
 from ..sip.uri import SipUri
 
 if TYPE_CHECKING:
+    from .sip_endpoint import ClientTransaction
     from .useragent import UserAgent
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,12 @@ class RegistrationStatus:
 def refresh_delay(granted: int) -> float:
     """Re-register at half the granted time, but never closer than 5 s to expiry."""
     return max(1.0, min(granted / 2, granted - 5))
+
+
+def _retry_after(response: SipResponse) -> float:
+    """Seconds a 5xx asks us to wait (Retry-After), capped at an hour; 0 when absent."""
+    value = (response.headers.get("Retry-After") or "").split(";")[0].split("(")[0].strip()
+    return float(min(int(value), 3600)) if value.isascii() and value.isdigit() else 0.0
 
 
 def backoff_delay(failures: int, low: float, high: float, rng: random.Random) -> float:
@@ -77,6 +84,7 @@ class Registration:
         self._rng = random.Random()
         self.status = RegistrationStatus(RegistrationState.UNREGISTERED)
         self.registered = asyncio.Event()
+        self.bound = False  # the PBX may hold a binding of ours (so stop() must unregister)
         self._wake = asyncio.Event()
 
     @property
@@ -100,43 +108,33 @@ class Registration:
         self._wake.set()
 
     async def run(self) -> None:
+        """Register and keep registered until cancelled; never returns on its own."""
         failures = 0
         while True:
+            self._wake.clear()  # a refresh_now() from here on must not be lost
             self._set(RegistrationStatus(RegistrationState.REGISTERING, last_status=self.status.last_status))
-            response = await self._send(self._expires)
-            if response.is_success:
+            try:
+                response = await self._send(self._expires)
+            except Exception:  # a bug must not end registration for good
+                log.exception("registration attempt failed")
+                failures += 1
+                await self._sleep(backoff_delay(failures, self._retry_min, self._retry_max, self._rng))
+                continue
+            granted = self._granted_expiry(response) if response.is_success else 0
+            if response.is_success and granted > 0:
                 failures = 0
-                granted = self._granted_expiry(response)
+                self.bound = True
                 self._set(RegistrationStatus(RegistrationState.REGISTERED, granted, response.status))
                 await self._sleep(refresh_delay(granted))
                 continue
             failures += 1
-            if response.status == 423:  # Interval Too Brief: take the PBX's minimum
-                minimum = response.headers.get("Min-Expires")
-                if minimum and minimum.strip().isdigit():
-                    self._expires = int(minimum.strip())
-                    continue
-            if response.status in (401, 407, 403):
-                log.error(
-                    "PBX %s rejected the credentials of account %s (%d %s); check [pbx] username and "
-                    "password. Next attempt in %.0f s.",
-                    self._ua.pbx,
-                    self._ua.aor,
-                    response.status,
-                    response.reason,
-                    self._retry_max,
-                )
-                self._set(
-                    RegistrationStatus(
-                        RegistrationState.AUTH_FAILED,
-                        None,
-                        response.status,
-                        f"{response.status} {response.reason}",
-                    )
-                )
-                await self._sleep(self._retry_max)
+            if response.status == 423 and self._take_min_expires(response):
+                continue
+            if response.status in (401, 407, 403, 404):
+                await self._refused(response)
                 continue
             delay = backoff_delay(failures, self._retry_min, self._retry_max, self._rng)
+            delay = max(delay, _retry_after(response))
             self._set(
                 RegistrationStatus(
                     RegistrationState.RETRYING,
@@ -146,6 +144,34 @@ class Registration:
                 )
             )
             await self._sleep(delay)
+
+    def _take_min_expires(self, response: SipResponse) -> bool:
+        """423 Interval Too Brief: adopt the PBX's Min-Expires if it really is longer than ours."""
+        minimum = (response.headers.get("Min-Expires") or "").strip()
+        if minimum.isascii() and minimum.isdigit() and self._expires < int(minimum) <= 86_400:
+            log.info("PBX %s wants registrations of at least %s s", self._ua.pbx, minimum)
+            self._expires = int(minimum)
+            return True
+        return False  # a nonsensical 423 is treated as any other failure (back-off)
+
+    async def _refused(self, response: SipResponse) -> None:
+        """Credentials rejected (401/403/407) or account unknown (404): one ERROR, then a long wait."""
+        what = "does not know" if response.status == 404 else "rejected the credentials of"
+        log.error(
+            "PBX %s %s account %s (%d %s); check [pbx] username and password. Next attempt in %.0f s.",
+            self._ua.pbx,
+            what,
+            self._ua.aor,
+            response.status,
+            response.reason,
+            self._retry_max,
+        )
+        self._set(
+            RegistrationStatus(
+                RegistrationState.AUTH_FAILED, None, response.status, f"{response.status} {response.reason}"
+            )
+        )
+        await self._sleep(self._retry_max)
 
     async def keepalive(self, interval: float) -> None:
         """OPTIONS to the PBX every ``interval`` s; re-register at once when it answers again.
@@ -167,26 +193,31 @@ class Registration:
                 self.refresh_now()
 
     async def _sleep(self, delay: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
 
     async def unregister(self, timeout: float = 4.0) -> None:
-        """Remove our binding (Expires: 0); bounded so shutdown never hangs on a dead PBX."""
-        if self.status.state is not RegistrationState.REGISTERED:
-            self._set(RegistrationStatus(RegistrationState.STOPPED))
-            return
-        try:
-            await asyncio.wait_for(self._send(0), timeout)
-        except TimeoutError:
-            log.warning("unregister from %s timed out", self._ua.pbx)
+        """Remove our binding (Expires: 0); bounded so shutdown never hangs on a dead PBX.
+
+        Call it after cancelling :meth:`run` and :meth:`keepalive`, so no refresh can follow it."""
+        if self.bound or self.status.state is RegistrationState.REGISTERING:
+            try:
+                response = await asyncio.wait_for(self._send(0), timeout)
+                if response.is_success:
+                    self.bound = False
+            except TimeoutError:
+                log.warning("unregister from %s timed out", self._ua.pbx)
         self._set(RegistrationStatus(RegistrationState.STOPPED))
 
     async def _send(self, expires: int) -> SipResponse:
         self._cseq += 1
         request = self._build(expires)
-        response, sent = await self._ua.send_with_auth(request, self._ua.pbx_endpoint)
-        self._cseq = sent.cseq.seq
+
+        def sent(client: ClientTransaction) -> None:
+            # record at once: a REGISTER cancelled mid-retry must not have its CSeq reused
+            self._cseq = client.request.cseq.seq
+
+        response, _ = await self._ua.send_with_auth(request, self._ua.pbx_endpoint, on_sent=sent)
         return response
 
     def _build(self, expires: int) -> SipRequest:

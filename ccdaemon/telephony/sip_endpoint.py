@@ -38,6 +38,7 @@ def _for_trace(data: bytes) -> str:
     """The message as text with credentials cut out (a digest is no password, but replayable)."""
     return _CREDENTIAL_LINE.sub(rb"\1 <redacted>", data[:4096]).decode("utf-8", "replace")
 
+
 ResponseCallback = Callable[[SipResponse], None]
 
 
@@ -144,17 +145,22 @@ class SipEndpoint:
     # --- the pump -----------------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Drain events and datagrams, then re-arm the single timer."""
-        while True:
-            for data, dest in self.layer.datagrams_to_send():
-                if trace.isEnabledFor(logging.DEBUG):
-                    trace.debug(">>> %d bytes to %s\n%s", len(data), dest, _for_trace(data))
-                self.transports.send(data, dest)
-            event = self.layer.next_event()
-            if event is None:
-                break
-            self._dispatch(event)
-        self._arm_timer()
+        """Drain events and datagrams, then re-arm the single timer (even if a handler failed)."""
+        try:
+            while True:
+                for data, dest in self.layer.datagrams_to_send():
+                    if trace.isEnabledFor(logging.DEBUG):
+                        trace.debug(">>> %d bytes to %s\n%s", len(data), dest, _for_trace(data))
+                    self.transports.send(data, dest)
+                event = self.layer.next_event()
+                if event is None:
+                    break
+                try:
+                    self._dispatch(event)
+                except Exception:  # one bad call must not stop the signalling of all the others
+                    log.exception("error handling %s", type(event).__name__)
+        finally:
+            self._arm_timer()
 
     def _dispatch(self, event: TxEvent) -> None:
         if isinstance(event, ResponseReceived):
@@ -172,10 +178,7 @@ class SipEndpoint:
                 client.fail(503, "Service Unavailable")
         elif isinstance(event, TxTerminated):
             self._clients.pop(event.key, None)
-        try:
-            self._on_event(event)
-        except Exception:  # one bad call must not stop the signalling of all others
-            log.exception("error handling %s", type(event).__name__)
+        self._on_event(event)
 
     def _arm_timer(self) -> None:
         deadline = self.layer.get_timer()

@@ -9,6 +9,7 @@ authentication answered on 401/407.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -21,6 +22,7 @@ from ..sip.address import Endpoint
 from ..sip.dialog import Dialog, DialogId
 from ..sip.digest import Credentials, DigestClient, select_challenge
 from ..sip.errors import ParseError
+from ..sip.grammar import quote
 from ..sip.headers import Headers
 from ..sip.message import SipRequest, SipResponse, make_response
 from ..sip.offer_answer import MediaCapabilities, NotAcceptable
@@ -38,7 +40,7 @@ from ..sip.transaction import (
 from ..sip.uri import SipUri, Uri, parse_sip_uri
 from ..sip.validate import check_request
 from .call import Call, parse_replaces
-from .events import CallEnded, EndReason
+from .events import CallEnded, CallState, EndReason
 from .ids import IdFactory
 from .registration import Registration, RegistrationStatus
 from .rtp_ports import PortRangeExhausted, RtpPortAllocator
@@ -86,6 +88,7 @@ class UaConfig:
     unknown_source_policy: str = "reject"  # or "drop"
     max_transactions_per_peer: int = 500
     max_calls: int = 500
+    max_ring_seconds: float = 120.0  # an inbound call unanswered this long gets 480
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
@@ -107,10 +110,11 @@ class UserAgent:
         )
         self.endpoint: SipEndpoint  # created in start(), needs the running loop
         self.digest = DigestClient(Credentials(config.auth_username or config.username, config.password))
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[tuple[str, str], Call] = {}  # by (Call-ID, our tag): a looped INVITE is a new leg
         self._dialogs: dict[DialogId, Call] = {}
         self._invite_keys: dict[TxKey, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._registration_tasks: list[asyncio.Task[Any]] = []
         self._incoming_handler: IncomingCallHandler | None = None
         self._allowed_networks = [ipaddress.ip_network(s, strict=False) for s in config.allowed_sources]
         self._pbx_addresses: set[str] = set()
@@ -211,7 +215,8 @@ class UserAgent:
         )
         await self._listen()
         if self.config.contact_host is None and self.config.listen_host in ("0.0.0.0", "::"):
-            self.contact_host = _route_source_address(self.config.pbx_host)
+            # may resolve a host name: off the event loop
+            self.contact_host = await asyncio.to_thread(_route_source_address, self.config.pbx_host)
         self.rtp_ports = RtpPortAllocator(
             self.contact_host if self.config.listen_host in ("0.0.0.0", "::") else self.config.listen_host,
             self.config.rtp_port_min,
@@ -222,9 +227,10 @@ class UserAgent:
             self._pbx_addresses |= await _resolve(self._outbound_proxy.host.strip("[]"), 5060)
         self.layer.set_local_sent_by(self._is_local_sent_by)
         if self.config.register:
-            self.spawn(self.registration.run(), "sip-registration")
+            self._registration_tasks.append(self.spawn(self.registration.run(), "sip-registration"))
             if self.config.keepalive_interval > 0:
-                self.spawn(self.registration.keepalive(self.config.keepalive_interval), "sip-keepalive")
+                keepalive = self.registration.keepalive(self.config.keepalive_interval)
+                self._registration_tasks.append(self.spawn(keepalive, "sip-keepalive"))
         log.info(
             "SIP user agent %s listening on %s (udp=%s tcp=%s)",
             self.aor,
@@ -256,7 +262,12 @@ class UserAgent:
         """Hang up every call, unregister, close sockets."""
         calls = list(self.calls.values())
         if calls:
-            await asyncio.wait([asyncio.ensure_future(c.hangup()) for c in calls], timeout=drain)
+            hangups = asyncio.gather(*(c.hangup() for c in calls), return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hangups, drain)
+        for task in self._registration_tasks:  # no refresh may follow the unregister
+            task.cancel()
+        await asyncio.gather(*self._registration_tasks, return_exceptions=True)
         if self.config.register:
             await self.registration.unregister()
         for task in list(self._tasks):
@@ -328,12 +339,14 @@ class UserAgent:
         on_response: ResponseCallback | None = None,
         dialog: Dialog | None = None,
         on_sent: Callable[[ClientTransaction], None] | None = None,
+        aborted: Callable[[], bool] | None = None,
     ) -> tuple[SipResponse, SipRequest]:
         """Send ``request``; answer one 401/407 challenge (more only when stale); return the final
         response and the request that got it (its CSeq may have grown).
 
         ``on_sent`` sees every client transaction started, the retried one included (a CANCEL
-        must name the INVITE actually pending)."""
+        must name the INVITE actually pending).  ``aborted`` is asked before each retry: a call hung
+        up during the challenge must not ring anyway."""
         previous_failed = False
         while True:
             self._stamp_via(request, dest)
@@ -351,6 +364,8 @@ class UserAgent:
                 log.warning("unusable %d challenge from %s: %s", response.status, dest, exc)
                 return response, request
             if not self.digest.should_retry(challenge, previous_failed=previous_failed):
+                return response, request
+            if aborted is not None and aborted():
                 return response, request
             previous_failed = True
             request = request.copy()
@@ -389,11 +404,28 @@ class UserAgent:
     async def send_in_dialog(
         self, dialog: Dialog, request: SipRequest, *, invite: bool = False
     ) -> SipResponse:
+        """Send an in-dialog request (with auth); ACK every 2xx to a re-INVITE, retransmissions too.
+
+        A 481, or no answer at all to a re-INVITE or BYE, means the peer lost the dialog: the call
+        ends (RFC 5057), so a call the PBX forgot cannot hold its slot and RTP port forever."""
         dest = await self.endpoint_for_uri(dialog.next_hop())
-        response, _ = await self.send_with_auth(request, dest, dialog=dialog)
+
+        def ack_2xx(response: SipResponse) -> None:
+            if response.is_success:
+                self.send_ack(dialog.ack_for(response.cseq.seq), dialog)
+
+        clients: list[ClientTransaction] = []
+        response, _ = await self.send_with_auth(
+            request, dest, dialog=dialog, on_response=ack_2xx if invite else None, on_sent=clients.append
+        )
         dialog.accept_response(response)
-        if invite and response.is_success:
-            self.send_ack(dialog.ack_for(response.cseq.seq), dialog)
+        lost = response.status == 481 or (
+            request.method in ("INVITE", "BYE") and clients and clients[-1].failed_locally
+        )
+        if lost:
+            call = self._dialogs.get(dialog.id)
+            if call is not None:
+                call._on_dialog_lost(response.status)
         return response
 
     def send_ack(self, ack: SipRequest, dialog: Dialog) -> None:
@@ -479,12 +511,14 @@ class UserAgent:
         headers.add("Content-Type", "application/sdp")
         invite = SipRequest("INVITE", uri, headers, offer.to_bytes())
         call.invite = invite
-        self.calls[call.call_id] = call
+        self.calls[call.key] = call
         self.spawn(self._run_outbound(call, ring_timeout), f"dial-{call.call_id}")
         return call
 
     async def _run_outbound(self, call: Call, ring_timeout: float) -> None:
         assert call.invite is not None
+        if call.state is CallState.ENDED:
+            return  # hung up before anything went on the wire
 
         def on_response(response: SipResponse) -> None:
             assert call.invite is not None
@@ -495,33 +529,42 @@ class UserAgent:
             call.invite_client = client
 
         sending = asyncio.ensure_future(
-            self.send_with_auth(call.invite, self.pbx_endpoint, on_response=on_response, on_sent=on_sent)
+            self.send_with_auth(
+                call.invite,
+                self.pbx_endpoint,
+                on_response=on_response,
+                on_sent=on_sent,
+                aborted=lambda: call.state is CallState.ENDED,
+            )
         )
         try:
             response, _ = await asyncio.wait_for(asyncio.shield(sending), ring_timeout)
         except TimeoutError:
-            await self.cancel_outbound(call, reason=EndReason.NO_ANSWER)
-            try:
-                response, _ = await asyncio.wait_for(sending, 40)
-            except TimeoutError:
-                return
-            if response.is_success:
-                return
+            self.cancel_outbound(call, reason=EndReason.NO_ANSWER)
+            return  # the INVITE transaction ends by itself: 487, a late 2xx (BYE'd), or Timer B
+        except Exception:
+            log.exception("outbound call %s failed", call.call_id)
+            call._finish(CallEnded(EndReason.FAILED, None, "internal error"))
             return
-        if response.status >= 300 and call.state is not call.state.ENDED:
+        if response.status >= 300:
             call._finish(CallEnded(EndReason.REJECTED, response.status, response.reason))
 
-    async def cancel_outbound(self, call: Call, *, reason: EndReason = EndReason.LOCAL_HANGUP) -> None:
-        """CANCEL an unanswered outbound INVITE (after a provisional, as §9.1 requires)."""
-        invite = call.invite
-        assert invite is not None
+    def cancel_outbound(self, call: Call, *, reason: EndReason = EndReason.LOCAL_HANGUP) -> None:
+        """Give up an unanswered outbound INVITE.  The CANCEL goes out now if the callee has sent a
+        provisional response, else as soon as one arrives (§9.1); until then nothing may be sent."""
         call._finish(CallEnded(reason))
+        call._cancel_pending = True
         client = call.invite_client
-        if client is not None and not client.provisional_seen.is_set():
-            try:
-                await asyncio.wait_for(client.provisional_seen.wait(), 4)
-            except TimeoutError:
-                return  # nothing heard: Timer B ends the INVITE transaction
+        if client is not None and client.provisional_seen.is_set():
+            self.send_cancel(call)
+
+    def send_cancel(self, call: Call) -> None:
+        """CANCEL the INVITE currently pending for ``call`` (same Via branch, CSeq number, Route)."""
+        invite = call.invite
+        if call._cancel_sent or invite is None or not invite.headers.get_lines("Via"):
+            return
+        call._cancel_sent = True
+        call._cancel_pending = False
         headers = Headers()
         headers.add("Via", invite.headers.get_lines("Via")[0])
         for route in invite.headers.get_lines("Route"):
@@ -530,8 +573,8 @@ class UserAgent:
         for name in ("From", "To", "Call-ID"):
             headers.add(name, invite.headers.get(name) or "")
         headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        cancel = SipRequest("CANCEL", invite.uri, headers)
-        self.endpoint.send_request(cancel, self.pbx_endpoint)
+        dest = call.invite_client.dest if call.invite_client is not None else self.pbx_endpoint
+        self.endpoint.send_request(SipRequest("CANCEL", invite.uri, headers), dest)
 
     # --- bookkeeping used by Call ---------------------------------------------------------------
 
@@ -544,7 +587,8 @@ class UserAgent:
             self._dialogs.pop(call.dialog.id, None)
 
     def call_finished(self, call: Call) -> None:
-        self.calls.pop(call.call_id, None)
+        if self.calls.get(call.key) is call:
+            del self.calls[call.key]
         if call.invite_key is not None:
             self._invite_keys.pop(call.invite_key, None)
         call.rtp.release()
@@ -624,22 +668,12 @@ class UserAgent:
         return self._dialogs.get(dialog_id)
 
     def _on_cancel(self, request: SipRequest, key: TxKey, invite_key: TxKey | None) -> None:
-        call = self._invite_keys.get(invite_key) if invite_key is not None else None
-        if call is None:
-            call = next(
-                (
-                    c
-                    for c in self._invite_keys.values()
-                    if c.invite is not None and c.invite.top_via.branch == request.top_via.branch
-                ),
-                None,
-            )
-        if call is None or call.invite is None:
-            self.endpoint.send_response(key, make_response(request, 481))
-            return
+        """The transaction layer matched this CANCEL to an INVITE (it answers 481 itself when not):
+        200 to the CANCEL always (§9.2); 487 to the INVITE if it is still unanswered."""
         self.endpoint.send_response(key, make_response(request, 200))
-        if call.state.name in ("INCOMING", "RINGING"):
-            self.endpoint.send_response(call._key(), make_response(call.invite, 487, to_tag=call.local_tag))
+        call = self._invite_keys.get(invite_key) if invite_key is not None else None
+        if call is not None and call.state in (CallState.INCOMING, CallState.RINGING):
+            call._send_final(487)
             call._on_cancel()
 
     def _on_new_invite(self, request: SipRequest, key: TxKey) -> None:
@@ -648,16 +682,10 @@ class UserAgent:
             response.headers.add("Retry-After", "30")
             self.endpoint.send_response(key, response)
             return
-        replaced: Call | None = None
-        replaces_value = request.headers.get("Replaces")
-        if replaces_value is not None:
-            target = parse_replaces(replaces_value)
-            replaced = None
-            if target is not None:
-                replaced = self._dialogs.get(DialogId(target.call_id, target.to_tag, target.from_tag))
-            if replaced is None or replaced.state.name == "ENDED":
-                self.endpoint.send_response(key, make_response(request, 481))
-                return
+        replaced, status = self._replaced_call(request)
+        if status is not None:
+            self.endpoint.send_response(key, make_response(request, status))
+            return
         try:
             rtp = self.rtp_ports.allocate()
         except PortRangeExhausted as exc:
@@ -676,16 +704,36 @@ class UserAgent:
         except NotAcceptable as exc:
             rtp.release()
             response = make_response(request, 488)
-            response.headers.add("Warning", f'304 {self.contact_host} "{str(exc)[:100]}"')
+            response.headers.add("Warning", f"304 {self.contact_host} {quote(str(exc)[:100])}")
             self.endpoint.send_response(key, response)
             return
         call.replaces = replaced
-        self.calls[call.call_id] = call
+        self.calls[call.key] = call
         self._invite_keys[key] = call
+        call._arm_ring_guard(self.config.max_ring_seconds)
         if self._incoming_handler is None:
             self.spawn(call.reject(480, "No Application"), "reject-no-app")
             return
         self.spawn(self._run_incoming(call), f"incoming-{call.call_id}")
+
+    def _replaced_call(self, request: SipRequest) -> tuple[Call | None, int | None]:
+        """The call an INVITE with Replaces takes over, or the error status (RFC 3891 §3)."""
+        values = request.headers.get_lines("Replaces")
+        if not values:
+            return None, None
+        if len(values) > 1:
+            return None, 400
+        target = parse_replaces(values[0])
+        if target is None:
+            return None, 400
+        call = self._dialogs.get(DialogId(target.call_id, target.to_tag, target.from_tag))
+        if call is None or call.state is CallState.ENDED:
+            return None, 481
+        if not call.inbound and call.state is not CallState.ESTABLISHED:
+            return None, 481  # our own early outbound dialog cannot be replaced
+        if target.early_only and call.state is CallState.ESTABLISHED:
+            return None, 486
+        return call, None
 
     async def _run_incoming(self, call: Call) -> None:
         assert self._incoming_handler is not None
@@ -694,6 +742,9 @@ class UserAgent:
         except Exception:
             log.exception("call handler failed for %s", call.call_id)
             await call.hangup()
+        finally:
+            if call.state in (CallState.INCOMING, CallState.RINGING):
+                await call.reject(480)  # the handler left without answering: do not ring on
 
 
 def _route_source_address(host: str) -> str:

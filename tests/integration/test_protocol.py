@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ccdaemon.sip.address import Endpoint
-from ccdaemon.sip.message import SipRequest, SipResponse
+from ccdaemon.sip.message import SipRequest, SipResponse, make_response
 from ccdaemon.sip.transaction import SipTimers
 from ccdaemon.telephony.call import Call
 from ccdaemon.telephony.events import DtmfReceived, EndReason, TransferRequested
@@ -118,12 +118,14 @@ def in_dialog(
 
 
 class Answerer:
-    def __init__(self, *, answer: bool = True, reject: int | None = None) -> None:
+    def __init__(self, *, answer: bool = True, reject: int | None = None, transfers: bool = False) -> None:
         self.answer = answer
         self.reject = reject
+        self.transfers = transfers
         self.calls: asyncio.Queue[Call] = asyncio.Queue()
 
     async def __call__(self, call: Call) -> None:
+        call.accept_transfers = self.transfers
         await self.calls.put(call)
         if self.reject is not None:
             await call.reject(self.reject)
@@ -372,8 +374,23 @@ async def test_info_dtmf_is_delivered() -> None:
         client.close()
 
 
+async def test_refer_without_a_taker_is_declined() -> None:
+    answerer = Answerer()  # the application does not handle transfers
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        _, ok = await _established(ua, answerer, client)
+        client.send(
+            in_dialog(
+                client, "REFER", ok, 2, branch="z9hG4bKrefer0", extra="Refer-To: <sip:900@127.0.0.1>\r\n"
+            ),
+            ua_address(ua),
+        )
+        assert {r.status for r in await client.responses(window=0.5)} == {603}
+        client.close()
+
+
 async def test_refer_with_replaces_is_understood_and_notified() -> None:
-    answerer = Answerer()
+    answerer = Answerer(transfers=True)
     async with direct_ua(answerer) as ua:
         client = await UdpSipClient.open()
         call, ok = await _established(ua, answerer, client)
@@ -512,3 +529,121 @@ async def test_unparsable_request_over_tcp_gets_400_before_close() -> None:
         assert reply.startswith(b"SIP/2.0 400 ")
         assert await asyncio.wait_for(reader.read(4096), 2) == b""  # then the connection is closed
         writer.close()
+
+
+# --- regressions found in review -------------------------------------------------------------------
+
+
+async def test_bye_on_early_dialog_gets_487_for_the_invite() -> None:
+    class Ringer(Answerer):
+        async def __call__(self, call: Call) -> None:
+            await self.calls.put(call)
+            await call.ring()
+            await call.wait_ended()
+
+    answerer = Ringer()
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        client.send(invite_bytes(client)[0], ua_address(ua))
+        ringing = next(r for r in await client.responses(window=0.5) if r.status == 180)
+        client.send(in_dialog(client, "BYE", ringing, 2, branch="z9hG4bKearlybye"), ua_address(ua))
+        statuses = {(r.status, r.cseq.method) for r in await client.responses(window=0.5)}
+        assert (200, "BYE") in statuses and (487, "INVITE") in statuses
+        call = await answerer.calls.get()
+        assert call.end is not None and call.end.reason is EndReason.CANCELLED
+        assert not ua.calls
+        client.close()
+
+
+async def test_handler_that_never_answers_leaves_no_ringing_call() -> None:
+    async def walk_away(call: Call) -> None:
+        return None
+
+    async with direct_ua(walk_away) as ua:
+        client = await UdpSipClient.open()
+        client.send(invite_bytes(client)[0], ua_address(ua))
+        finals = {r.status for r in await client.responses(window=0.5) if r.status >= 200}
+        assert finals == {480}
+        assert not ua.calls
+        client.close()
+
+
+async def test_requests_on_an_ended_call_get_481() -> None:
+    answerer = Answerer()
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        call, ok = await _established(ua, answerer, client)
+        client.send(in_dialog(client, "BYE", ok, 2, branch="z9hG4bKbye1"), ua_address(ua))
+        await call.wait_ended()
+        await client.responses(window=0.2)
+        client.send(in_dialog(client, "INFO", ok, 3, branch="z9hG4bKlateinfo"), ua_address(ua))
+        assert {r.status for r in await client.responses(window=0.5)} == {481}
+        client.close()
+
+
+async def test_update_without_sdp_gets_a_bare_200_and_dtmf_codes_10_11() -> None:
+    answerer = Answerer()
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        call, ok = await _established(ua, answerer, client)
+        client.send(in_dialog(client, "UPDATE", ok, 2, branch="z9hG4bKupd"), ua_address(ua))
+        (response,) = [r for r in await client.responses(window=0.5) if r.cseq.method == "UPDATE"]
+        assert response.status == 200 and response.body == b""
+        for seq, code in ((3, "10"), (4, "11")):
+            client.send(
+                in_dialog(
+                    client,
+                    "INFO",
+                    ok,
+                    seq,
+                    branch=f"z9hG4bKd{seq}",
+                    body=f"Signal={code}\r\n",
+                    content_type="application/dtmf-relay",
+                ),
+                ua_address(ua),
+            )
+        digits = []
+        while len(digits) < 2:
+            event = await call.next_event(timeout=2)
+            if isinstance(event, DtmfReceived):
+                digits.append(event.digit)
+        assert digits == ["*", "#"]
+        client.close()
+
+
+async def test_every_2xx_to_our_reinvite_is_acked() -> None:
+    answerer = Answerer()
+    async with direct_ua(answerer) as ua:
+        client = await UdpSipClient.open()
+        call, _ = await _established(ua, answerer, client)
+        hold = asyncio.ensure_future(call.hold())
+        reinvite = await client.receive()
+        assert isinstance(reinvite, SipRequest) and reinvite.method == "INVITE"
+        assert b"a=sendonly" in reinvite.body
+        ok = SipResponse(200, headers=make_response(reinvite, 200, to_tag=None).headers, body=b"")
+        ok.headers.add("Contact", f"<sip:300@127.0.0.1:{client.port}>")
+        sdp = (
+            b"v=0\r\no=test 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            b"m=audio 49170 RTP/AVP 0\r\na=recvonly\r\n"
+        )
+        ok.body = sdp
+        ok.headers.add("Content-Type", "application/sdp")
+        for _ in range(3):  # our 200 "retransmitted" twice, as if the first ACK were lost
+            client.send(ok.to_bytes(), ua_address(ua))
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(hold, 2)
+        acks = 0
+        while not client.inbox.empty():
+            message = await client.receive()
+            acks += isinstance(message, SipRequest) and message.method == "ACK"
+        assert acks == 3
+        client.close()
+
+
+async def test_hangup_right_after_dial_sends_nothing() -> None:
+    async with direct_ua() as ua:
+        call = await ua.dial("201")
+        await call.hangup()
+        await asyncio.sleep(0.2)
+        assert ua.layer.transaction_count() == 0
+        assert call.end is not None and call.end.reason is EndReason.LOCAL_HANGUP

@@ -7,10 +7,12 @@ import logging
 
 import pytest
 
+from ccdaemon.sip.message import SipRequest, make_response
 from ccdaemon.sip.transaction import SipTimers
 from ccdaemon.telephony.registration import RegistrationState
 from ccdaemon.telephony.useragent import UaConfig, UserAgent
 from tests.integration.daemon_ua import QUEUE_LINE, running_ua
+from tests.integration.udp_client import UdpSipClient
 from tests.peers.kamailio import Kamailio
 
 pytestmark = pytest.mark.peers
@@ -132,3 +134,43 @@ async def test_requests_go_through_the_outbound_proxy(kamailio: Kamailio) -> Non
     ) as (ua, _):
         assert await kamailio.wait_registered_async(QUEUE_LINE)
         assert ua.pbx_endpoint.port == kamailio.port
+
+
+async def test_nonsensical_423_backs_off_instead_of_looping() -> None:
+    # a registrar that demands Min-Expires: 60 although we already ask for 120
+    registrar = await UdpSipClient.open()
+    ua = UserAgent(
+        UaConfig(
+            pbx_host="127.0.0.1",
+            pbx_port=registrar.port,
+            username=QUEUE_LINE,
+            password="x",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            register_expires=120,
+            register_retry_min=0.5,
+            register_retry_max=2.0,
+            keepalive_interval=0,
+        )
+    )
+    await ua.start()
+    registers = 0
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.5
+        while loop.time() < deadline:
+            try:
+                message = await registrar.receive(timeout=deadline - loop.time())
+            except TimeoutError:
+                break
+            assert isinstance(message, SipRequest) and message.method == "REGISTER"
+            registers += 1
+            reply = make_response(message, 423, to_tag="r")
+            reply.headers.add("Min-Expires", "60")
+            assert ua.transports.udp_address is not None
+            registrar.send(reply.to_bytes(), ua.transports.udp_address)
+        assert ua.registration.status.last_status == 423
+    finally:
+        await ua.stop()
+        registrar.close()
+    assert 1 <= registers <= 4

@@ -159,3 +159,10 @@ def test_dialog_table_matches_requests_and_responses() -> None:
     assert table.by_call_id("abc@10.0.0.9") == [dialog]
     table.discard(dialog.id)
     assert len(table) == 0 and table.match(bye_in) is None
+
+
+def test_rfc2543_invite_without_contact_targets_the_from_uri() -> None:
+    request = invite()
+    request.headers.remove("Contact")
+    dialog = Dialog.as_uas(request, make_response(request, 200, to_tag="us"))
+    assert str(dialog.remote_target) == "sip:300@pbx.example"

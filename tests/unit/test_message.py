@@ -189,14 +189,44 @@ def test_sip_like_bytes_parse_or_parse_error(data: bytes) -> None:
     exercise(data, datagram=False)
 
 
-_PREFIX = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "From: <sip:a@h>;tag=1", "To: <sip:b@h>", "Call-ID: c1",
-           "CSeq: 1 INVITE"]
+_PREFIX = [
+    "Via: SIP/2.0/UDP h;branch=z9hG4bK1",
+    "From: <sip:a@h>;tag=1",
+    "To: <sip:b@h>",
+    "Call-ID: c1",
+    "CSeq: 1 INVITE",
+]
 
 
 _NAMES = [
-    "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Route", "Record-Route",
-    "Max-Forwards", "Expires", "Content-Length", "l", "Content-Type", "c", "Require", "Supported", "Allow",
-    "Accept", "Content-Encoding", "Content-Disposition", "Date", "Warning", "X-Ext",
+    "Via",
+    "v",
+    "From",
+    "f",
+    "To",
+    "t",
+    "Call-ID",
+    "i",
+    "CSeq",
+    "Contact",
+    "m",
+    "Route",
+    "Record-Route",
+    "Max-Forwards",
+    "Expires",
+    "Content-Length",
+    "l",
+    "Content-Type",
+    "c",
+    "Require",
+    "Supported",
+    "Allow",
+    "Accept",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Date",
+    "Warning",
+    "X-Ext",
 ]
 _noise = st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join)
 header_lines = st.lists(
@@ -221,8 +251,25 @@ def test_sip_like_head_with_valid_prefix(tail: str, drop: str | None) -> None:
 
 
 @pytest.mark.parametrize("value", ["", " ", ",", " , ", ";", "<>", '""', "0", "*"])
-@pytest.mark.parametrize("name", ["Via", "From", "To", "Call-ID", "CSeq", "Contact", "Route", "Max-Forwards",
-                                  "Expires", "Content-Length", "Require", "Accept", "Date", "Content-Type"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Route",
+        "Max-Forwards",
+        "Expires",
+        "Content-Length",
+        "Require",
+        "Accept",
+        "Date",
+        "Content-Type",
+    ],
+)
 def test_degenerate_values_of_every_structured_header(name: str, value: str) -> None:
     kept = "".join(f"{line}\r\n" for line in _PREFIX if not line.startswith(name))
     head = "INVITE sip:a@h SIP/2.0\r\n" + kept
@@ -303,8 +350,13 @@ def generated_messages(draw: st.DrawFn) -> tuple[bytes, dict[str, object]]:
         )
     )
     body = draw(st.one_of(st.just(b""), st.binary(max_size=200)))
-    extension = draw(st.lists(st.tuples(tokens.map(lambda t: "X-" + t), _text.map(str.strip)), max_size=3,
-                              unique_by=lambda h: h[0].lower()))
+    extension = draw(
+        st.lists(
+            st.tuples(tokens.map(lambda t: "X-" + t), _text.map(str.strip)),
+            max_size=3,
+            unique_by=lambda h: h[0].lower(),
+        )
+    )
 
     fields: list[tuple[str, str]] = []
     # several Via elements share a line now and then (comma-separated)
