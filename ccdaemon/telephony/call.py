@@ -314,7 +314,11 @@ class Call:
         else:
             dialog = Dialog.as_uac(invite, response)  # a second fork answered as well
         dialog.accept_response(response)
-        self._ua.send_ack(dialog.ack_for(invite.cseq.seq), dialog)  # every 2xx (RFC 6026)
+        ack = dialog.ack_for(invite.cseq.seq)
+        for name in ("Authorization", "Proxy-Authorization"):  # §13.2.2.4: the INVITE's credentials
+            for value in invite.headers.get_lines(name):
+                ack.headers.add(name, value)
+        self._ua.send_ack(ack, dialog)  # every 2xx (RFC 6026)
         if dialog is not self.dialog or self.state is CallState.ENDED:
             self._bye_unwanted(dialog, tag)
             return
