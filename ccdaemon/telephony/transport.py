@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
+from typing import cast
 
 from ..sip.address import Endpoint
 from ..sip.errors import ParseError
@@ -23,6 +25,9 @@ MessageHandler = Callable[[SipMessage, Endpoint], None]
 ErrorHandler = Callable[[ParseError, Endpoint], None]
 
 _MAX_PENDING_CONNECT_BYTES = 256 * 1024
+# A burst of calls (or a GC pause) must not overflow the kernel's default ~208 KiB buffer: a
+# dropped INVITE costs the caller a 500 ms retransmission. The kernel caps it at net.core.rmem_max.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 MAX_CONNECTIONS_PER_HOST = 32  # a PBX needs one or two; more from one host is a flood
 MAX_CONNECTIONS = 1024
 
@@ -43,12 +48,12 @@ class _TcpProtocol(asyncio.Protocol):
     def __init__(self, manager: TransportManager, limits: Limits) -> None:
         self._manager = manager
         self._framer = StreamFramer(limits=limits)
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.WriteTransport | None = None
         self.peer: Endpoint | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCPTransport is not an asyncio.Transport subclass: rely on the methods only
+        self.transport = cast(asyncio.WriteTransport, transport)
         host, port = transport.get_extra_info("peername")[:2]
         peer = Endpoint(host, port, "tcp")
         if not self._manager.register_connection(peer, self):
@@ -108,6 +113,12 @@ class TransportManager:
             lambda: _UdpProtocol(self), local_addr=(host, port)
         )
         self._udp = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            except OSError as exc:
+                log.warning("could not enlarge the SIP receive buffer: %s", exc)
         self.udp_address = transport.get_extra_info("sockname")[:2]
         return self.udp_address
 

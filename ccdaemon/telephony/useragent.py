@@ -120,6 +120,8 @@ class UserAgent:
         self._pbx_addresses: set[str] = set()
         self._last_reject_log = 0.0
         self.rejected_sources = 0
+        self.rejected_messages = 0
+        self._last_pbx_reject_log = 0.0
         self.registration = Registration(
             self,
             expires=config.register_expires,
@@ -315,6 +317,22 @@ class UserAgent:
             self._last_reject_log = now
             log.warning(
                 "refused SIP from %s (not the PBX nor allowed); %d so far", source, self.rejected_sources
+            )
+
+    def _note_message_rejected(self, event: MessageRejected) -> None:
+        """Refusing the PBX itself (limits, garbage) loses calls: say so, at most every 10 s."""
+        self.rejected_messages += 1
+        if not self._is_allowed(event.source.host):
+            log.debug("rejected message from %s: %s", event.source, event.reason)
+            return
+        now = time.monotonic()
+        if now - self._last_pbx_reject_log > 10:
+            self._last_pbx_reject_log = now
+            log.warning(
+                "refused a message from the PBX %s: %s (%d refused so far)",
+                event.source,
+                event.reason,
+                self.rejected_messages,
             )
 
     def _is_local_sent_by(self, sent_by: Endpoint) -> bool:
@@ -608,7 +626,7 @@ class UserAgent:
             if call is not None:
                 call._on_ack_timeout()
         elif isinstance(event, MessageRejected):
-            log.debug("rejected message from %s: %s", event.source, event.reason)
+            self._note_message_rejected(event)
 
     def _on_stray_response(self, response: SipResponse) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (§13.2.2.4)."""

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.peers
 CCDAEMON = [sys.executable, "-m", "ccdaemon.cli"]
 
 
-def _config(tmp_path: Path, kamailio: Kamailio, *, password: str) -> Path:
+def _config(tmp_path: Path, kamailio: Kamailio, *, password: str, transport: str = "udp") -> Path:
     rtp = free_port(span=4)
     path = tmp_path / "ccdaemon.toml"
     path.write_text(
@@ -35,6 +35,7 @@ port = {kamailio.port}
 username = "100"
 password = "{password}"
 register_expires = 60
+transport = "{transport}"
 
 [media]
 rtp_port_min = {rtp - rtp % 2 + 2}
@@ -72,6 +73,32 @@ def test_daemon_registers_answers_and_unregisters_on_sigterm(
     assert kamailio.registered_contacts("100") == []  # unregistered on the way out
     text = log_path.read_text()
     assert "secret" not in text and kamailio.users["100"] not in text  # no password in the log
+
+
+def test_daemon_over_tcp_with_its_production_event_loop(
+    kamailio: Kamailio, peers: PeerSet, tmp_path: Path
+) -> None:
+    # the daemon process runs on uvloop when installed (pytest's loop is asyncio's): TCP broke there once
+    config = _config(tmp_path, kamailio, password=kamailio.users["100"], transport="tcp")
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*CCDAEMON, "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        contacts = kamailio.wait_registered("100", timeout=10)
+        assert contacts[0].endswith(";transport=tcp")
+        caller = peers.baresip("300")
+        caller.dial(kamailio.uri("100"))
+        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        caller.hangup()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log_path.read_text()
 
 
 def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
