@@ -117,6 +117,14 @@ class TransportManager:
         if sock is not None:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports 2x
+                if granted < UDP_RECEIVE_BUFFER:
+                    log.info(
+                        "SIP receive buffer is %d KiB (capped by net.core.rmem_max); %d KiB absorbs "
+                        "call bursts better, see docs/deployment.md",
+                        granted // 1024,
+                        UDP_RECEIVE_BUFFER // 1024,
+                    )
             except OSError as exc:
                 log.warning("could not enlarge the SIP receive buffer: %s", exc)
         self.udp_address = transport.get_extra_info("sockname")[:2]

@@ -610,9 +610,10 @@ class UserAgent:
         if call.invite_key is not None:
             self._invite_keys.pop(call.invite_key, None)
         call.rtp.release()
-        # keep the dialog mapping briefly so late retransmissions and BYE responses still match
-        loop = asyncio.get_running_loop()
-        loop.call_later(32, self.forget_dialog, call)
+        # Forgotten at once: a late in-dialog request then gets 481 like any unknown dialog, and
+        # responses match by transaction. Keeping ended calls 32 s kept ~6 000 call graphs alive
+        # at 200 calls/s, which made every full garbage collection stop the loop far longer.
+        self.forget_dialog(call)
 
     # --- what arrives ---------------------------------------------------------------------------
 
