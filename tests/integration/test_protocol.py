@@ -347,29 +347,38 @@ async def _established(ua: UserAgent, answerer: Answerer, client: UdpSipClient) 
     return call, message
 
 
+def send_info_dtmf(
+    client: UdpSipClient, ua: UserAgent, ok: SipResponse, bodies: list[str], *, first_seq: int
+) -> None:
+    for seq, body in enumerate(bodies, start=first_seq):
+        request = in_dialog(
+            client,
+            "INFO",
+            ok,
+            seq,
+            branch=f"z9hG4bKinfo{seq}",
+            body=body,
+            content_type="application/dtmf-relay",
+        )
+        client.send(request, ua_address(ua))
+
+
+async def collect_digits(call: Call, count: int) -> list[str]:
+    digits: list[str] = []
+    while len(digits) < count:
+        event = await call.next_event(timeout=2)
+        if isinstance(event, DtmfReceived):
+            digits.append(event.digit)
+    return digits
+
+
 async def test_info_dtmf_is_delivered() -> None:
     answerer = Answerer()
     async with direct_ua(answerer) as ua:
         client = await UdpSipClient.open()
         call, ok = await _established(ua, answerer, client)
-        for seq, digit in enumerate("1123#", start=2):
-            client.send(
-                in_dialog(
-                    client,
-                    "INFO",
-                    ok,
-                    seq,
-                    branch=f"z9hG4bKinfo{seq}",
-                    body=f"Signal={digit}\r\nDuration=160\r\n",
-                    content_type="application/dtmf-relay",
-                ),
-                ua_address(ua),
-            )
-        digits = []
-        while len(digits) < 5:
-            event = await call.next_event(timeout=2)
-            if isinstance(event, DtmfReceived):
-                digits.append(event.digit)
+        send_info_dtmf(client, ua, ok, [f"Signal={d}\r\nDuration=160\r\n" for d in "1123#"], first_seq=2)
+        digits = await collect_digits(call, 5)
         assert "".join(digits) == "1123#"
         client.close()
 
@@ -589,24 +598,8 @@ async def test_update_without_sdp_gets_a_bare_200_and_dtmf_codes_10_11() -> None
         client.send(in_dialog(client, "UPDATE", ok, 2, branch="z9hG4bKupd"), ua_address(ua))
         (response,) = [r for r in await client.responses(window=0.5) if r.cseq.method == "UPDATE"]
         assert response.status == 200 and response.body == b""
-        for seq, code in ((3, "10"), (4, "11")):
-            client.send(
-                in_dialog(
-                    client,
-                    "INFO",
-                    ok,
-                    seq,
-                    branch=f"z9hG4bKd{seq}",
-                    body=f"Signal={code}\r\n",
-                    content_type="application/dtmf-relay",
-                ),
-                ua_address(ua),
-            )
-        digits = []
-        while len(digits) < 2:
-            event = await call.next_event(timeout=2)
-            if isinstance(event, DtmfReceived):
-                digits.append(event.digit)
+        send_info_dtmf(client, ua, ok, ["Signal=10\r\n", "Signal=11\r\n"], first_seq=3)
+        digits = await collect_digits(call, 2)
         assert digits == ["*", "#"]
         client.close()
 
