@@ -413,6 +413,14 @@ class TransactionLayer:
         if tx is not None:
             self._fire(tx, Trigger.TRANSPORT_ERROR, self._clock(now), None)
 
+    def destination_unreachable(self, dest: Endpoint, *, now: float) -> None:
+        """A connection to ``dest`` could not be made: fail every transaction that sends there
+        (§17.1.4/§17.2.4) at once instead of after 64*T1.  Rare, so a scan is fine."""
+        now = self._clock(now)
+        for tx in [t for t in self._txs.values() if t.peer == dest]:
+            if self._txs.get(tx.key) is tx:
+                self._fire(tx, Trigger.TRANSPORT_ERROR, now, None)
+
     # --- timers and output -------------------------------------------------------------------
 
     def handle_timer(self, *, now: float) -> None:

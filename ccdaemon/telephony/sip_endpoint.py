@@ -90,6 +90,7 @@ class SipEndpoint:
         transports.on_datagram = self.datagram_received
         transports.on_message = self.message_received
         transports.on_stream_error = self.stream_error
+        transports.on_unreachable = self.unreachable
 
     # --- from the network ---------------------------------------------------------------------
 
@@ -118,6 +119,10 @@ class SipEndpoint:
             reply = error_response_for_unparsable(error.data, error.cause)
             if reply is not None:
                 self.transports.send(reply, source)
+
+    def unreachable(self, dest: Endpoint) -> None:
+        self.layer.destination_unreachable(dest, now=self._loop.time())
+        self.pump()
 
     # --- to the network -----------------------------------------------------------------------
 

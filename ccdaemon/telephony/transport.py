@@ -97,6 +97,7 @@ class TransportManager:
         self.on_datagram = on_datagram
         self.on_message = on_message
         self.on_stream_error = on_stream_error
+        self.on_unreachable: Callable[[Endpoint], None] = lambda dest: None
         self._limits = limits
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.Server | None = None
@@ -185,6 +186,7 @@ class TransportManager:
         except (OSError, TimeoutError) as exc:
             log.warning("TCP connect to %s:%s failed: %s", key[0], key[1], exc)
             self._connecting.pop(key, None)
+            self.on_unreachable(Endpoint(key[0], key[1], "tcp"))
             return
         for data in self._connecting.pop(key, []):
             protocol.send(data)

@@ -174,3 +174,29 @@ async def test_nonsensical_423_backs_off_instead_of_looping() -> None:
         await ua.stop()
         registrar.close()
     assert 1 <= registers <= 4
+
+
+async def test_unreachable_tcp_pbx_fails_fast_not_after_32_s() -> None:
+    from tests.peers.ports import free_port  # noqa: PLC0415 -- only this test needs a closed port
+
+    ua = UserAgent(
+        UaConfig(
+            pbx_host="127.0.0.1",
+            pbx_port=free_port(),
+            pbx_transport="tcp",
+            username=QUEUE_LINE,
+            password="x",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            register_retry_min=30,
+            register_retry_max=60,
+            keepalive_interval=0,
+        )
+    )
+    await ua.start()
+    try:
+        await asyncio.sleep(1.0)  # connection refused at once: the REGISTER fails without waiting for Timer F
+        assert ua.registration.state is RegistrationState.RETRYING
+        assert ua.registration.status.last_status == 503
+    finally:
+        await ua.stop()

@@ -866,6 +866,17 @@ def test_answered_transactions_do_not_count_against_the_peer_limit() -> None:
     assert statuses(sent(layer)) == [503]
 
 
+def test_unreachable_destination_fails_its_transactions_at_once() -> None:
+    layer = TransactionLayer()
+    dest = Endpoint("127.0.0.1", 5060, "tcp")
+    key = layer.send_request(request("OPTIONS", branch="z9hG4bKtcp1"), dest, now=0.0)
+    other = layer.send_request(request("OPTIONS", branch="z9hG4bKudp1"), UAS, now=0.0)
+    events(layer)
+    layer.destination_unreachable(dest, now=0.1)
+    assert TxTransportFailed(key) in events(layer)
+    assert layer.transaction_count() == 1 and other in layer.snapshot()
+
+
 def test_unparsable_request_gets_400_and_garbage_is_dropped() -> None:
     layer = TransactionLayer()
     broken = request_bytes("OPTIONS").replace(b"Max-Forwards: 70", b"Max-Forwards: many")
