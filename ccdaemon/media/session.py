@@ -153,6 +153,7 @@ class RtpSession:
         self._pacer: Pacer | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._dtmf_timer: asyncio.TimerHandle | None = None
+        self._stopped = False
         self._flood_window = -math.inf
         self._flood_count = 0
 
@@ -160,14 +161,20 @@ class RtpSession:
 
     async def start(self) -> None:
         """Wrap the socket in a datagram transport and start the sender's clock (tick 0 = now)."""
+        if self._stopped or self._sock.fileno() < 0:
+            return  # the call ended before its media could start
         loop = asyncio.get_running_loop()
         self._loop = loop
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=self._sock)
+        if self._stopped:  # closed while the endpoint was being created
+            transport.close()
+            return
         self._transport = transport
         self._pacer = Pacer(loop.time(), self._period)
         self._schedule()
 
     def close(self) -> None:
+        self._stopped = True
         for handle in (self._tick_handle, self._dtmf_timer):
             if handle is not None:
                 handle.cancel()

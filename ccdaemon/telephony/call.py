@@ -43,6 +43,8 @@ from .events import (
     TransferProgress,
     TransferRequested,
 )
+from ..media.dtmf import DtmfDigit
+from ..media.session import FrameSource, RtpSession
 from .rtp_ports import RtpPortReservation
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ class Call:
         self._refer_seq: int | None = None
         self._refer_sent = False
         self.replaces: Call | None = None  # the call an INVITE-with-Replaces takes over
+        self.media_session: RtpSession | None = None  # the leg's RTP, once media is agreed
 
     @property
     def key(self) -> tuple[str, str]:
@@ -199,6 +202,7 @@ class Call:
         self._cancel_ring_guard()
         self._ua.endpoint.send_response(self._key(), response)
         self.answered.set()
+        self._ensure_media_session()
         await self._wait_ack()
         return self.media
 
@@ -267,6 +271,8 @@ class Call:
     def _set_media(self, media: NegotiatedMedia) -> None:
         changed = self.media is not None and media != self.media
         self.media = media
+        if changed and self.media_session is not None:
+            self.media_session.update(media)
         if changed:
             self._emit(MediaChanged(media))
 
@@ -331,6 +337,7 @@ class Call:
             return
         self.state = CallState.ESTABLISHED
         self.answered.set()
+        self._ensure_media_session()
         self._emit(Answered(media))
 
     def _bye_unwanted(self, dialog: Dialog, tag: str) -> None:
@@ -410,6 +417,7 @@ class Call:
             self._ua.spawn(self.hangup(), "bye-no-answer-in-ack")
             return
         self._set_media(media)
+        self._ensure_media_session()
         self._report_hold_change()
 
     def _report_hold_change(self) -> None:
@@ -654,6 +662,48 @@ class Call:
         )
         self._ua.spawn(self._ua.send_in_dialog(self.dialog, request), "notify-refer")
 
+    # --- media --------------------------------------------------------------------------------------
+
+    def play(self, source: FrameSource | None) -> None:
+        """Send audio from ``source`` (20 ms PCM16 frames, e.g. ``Player.next_frame``); None stops."""
+        if self.media_session is None:
+            raise CallError(f"call {self.call_id} has no media yet")
+        self.media_session.play(source)
+
+    def send_dtmf(self, digits: str) -> None:
+        """Send DTMF as RFC 4733 events (the peer must have offered telephone-event)."""
+        if self.media_session is None:
+            raise CallError(f"call {self.call_id} has no media yet")
+        self.media_session.send_dtmf(digits)
+
+    def pull_frame(self) -> bytes | None:
+        """The next received 20 ms of the peer's audio (PCM16), None for a gap."""
+        if self.media_session is None:
+            return None
+        return self.media_session.pull_frame(asyncio.get_running_loop().time())
+
+    def _ensure_media_session(self) -> None:
+        """Start the leg's RTP once the call is up and media is agreed (answer, 2xx, or late-offer ACK)."""
+        if (
+            self.media_session is not None
+            or self.media is None
+            or self.state is not CallState.ESTABLISHED
+            or self.rtp.socket is None
+        ):
+            return
+        session = RtpSession(
+            self.rtp.socket,
+            self.media,
+            ssrc=self._ua.ids.ssrc(),
+            symmetric=self._ua.config.symmetric_rtp,
+            on_dtmf=self._on_rtp_dtmf,
+        )
+        self.media_session = session
+        self._ua.spawn(session.start(), f"rtp-{self.call_id}")
+
+    def _on_rtp_dtmf(self, digit: DtmfDigit) -> None:
+        self._emit(DtmfReceived(digit.digit, digit.duration_ms, "rfc4733"))
+
     # --- waiting --------------------------------------------------------------------------------
 
     async def wait_ended(self) -> CallEnded:
@@ -684,6 +734,8 @@ class Call:
         if self.dialog is not None:
             self.dialog.terminate()
         self._cancel_ring_guard()
+        if self.media_session is not None:
+            self.media_session.close()
         if self.inbound and not self._final_sent:
             self._send_final(480)  # whatever ended it, the INVITE transaction must not live on
         self._emit(end, final=True)

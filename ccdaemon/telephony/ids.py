@@ -28,5 +28,8 @@ class IdFactory:
     def cnonce(self) -> str:
         return secrets.token_hex(8)
 
+    def ssrc(self) -> int:
+        return secrets.randbits(32)
+
     def session_id(self) -> int:
         return secrets.randbelow(2**31 - 1) + 1

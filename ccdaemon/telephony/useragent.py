@@ -92,6 +92,7 @@ class UaConfig:
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    symmetric_rtp: bool = True  # send RTP back to where the peer's packets come from (NAT)
     ptime: int = 20
     timers: SipTimers = field(default_factory=SipTimers)
 
