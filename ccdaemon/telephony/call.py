@@ -14,6 +14,8 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from ..media.dtmf import DtmfDigit
+from ..media.session import FrameSource, RtpSession
 from ..sip.dialog import Dialog, DialogState
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import Headers
@@ -43,8 +45,6 @@ from .events import (
     TransferProgress,
     TransferRequested,
 )
-from ..media.dtmf import DtmfDigit
-from ..media.session import FrameSource, RtpSession
 from .rtp_ports import RtpPortReservation
 
 if TYPE_CHECKING:
