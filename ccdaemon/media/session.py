@@ -229,6 +229,7 @@ class RtpSession:
     def play(self, source: FrameSource | None) -> None:
         """Attach a frame source (PCM16, one ``ptime`` per call; None = nothing this tick), or detach."""
         self._source = source
+        self._wake()
 
     def send_dtmf(self, digits: str) -> None:
         """Queue digits as RFC 4733 events, sent in place of audio on the following ticks."""
@@ -237,6 +238,7 @@ class RtpSession:
         for digit in digits:
             self._dtmf_sender.packets_for(digit)  # validates before anything is queued
         self._dtmf_queue.extend(digits)
+        self._wake()
 
     def _schedule(self) -> None:
         assert self._loop is not None and self._pacer is not None
@@ -247,12 +249,30 @@ class RtpSession:
         if pacer is None or loop is None or self._transport is None:
             return
         self._send_one()
+        if self._source is None and not (self._dtmf_queue or self._dtmf_packets or self._dtmf_gap):
+            # Nothing to send: stop ticking (a quiet leg costs the loop nothing) until _wake().
+            self._tick_handle = None
+            pacer.n += 1
+            return
         skipped = pacer.advance(loop.time())
         if skipped:
             # The RTP clock follows wall time over the gap (like loss to the receiver); new talkspurt.
             self.stats.late_ticks_skipped += skipped
             self._sender.advance(skipped * self._samples)
             self._silent = True
+        self._schedule()
+
+    def _wake(self) -> None:
+        """Resume ticking on the same deadline grid; the RTP clock catches up over the idle gap."""
+        pacer, loop = self._pacer, self._loop
+        if self._tick_handle is not None or pacer is None or loop is None or self._transport is None:
+            return
+        current = math.floor((loop.time() - pacer.t0) / pacer.period)
+        idle_ticks = current + 1 - pacer.n
+        if idle_ticks > 0:
+            self._sender.advance(idle_ticks * self._samples)  # as if those ticks had sent nothing
+            pacer.n = current + 1
+        self._silent = True
         self._schedule()
 
     def _send_one(self) -> None:

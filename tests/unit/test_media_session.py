@@ -318,3 +318,20 @@ async def test_session_pacing_uses_absolute_call_at_deadlines_and_skips_a_stall(
     assert sum(ts_gaps) == a.stats.late_ticks_skipped
     assert all(p.timestamp == n * 160 for p, n in zip(packets, ns, strict=False))
     assert sum(p.marker for p in packets) == 1 + sum(1 for g in ts_gaps if g)
+
+
+async def test_idle_leg_stops_ticking_and_resumes_on_the_grid() -> None:
+    sa, rx = udp(), udp()
+    a = RtpSession(sa, media(port(rx)), ssrc=0x99, initial_timestamp=0)
+    await a.start()
+    await wait_until(lambda: a._tick_handle is None)  # nothing to send: no timer armed at all
+    await asyncio.sleep(0.2)
+    assert a._tick_handle is None and nothing_waiting(rx)
+    a.play(source_of(tone_frames(5)))
+    packets = await drain(rx, 5)
+    a.close()
+    # the RTP clock ran on over the idle ticks: the first timestamp is the tick's grid position
+    first_tick = packets[0].timestamp // 160
+    assert packets[0].timestamp % 160 == 0 and first_tick >= 10  # >= 0.2 s of 20 ms ticks went by
+    assert [p.timestamp for p in packets] == [packets[0].timestamp + 160 * i for i in range(5)]
+    assert packets[0].marker and not any(p.marker for p in packets[1:])
