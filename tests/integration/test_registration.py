@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
@@ -45,19 +46,14 @@ async def test_reregisters_after_pbx_restart(kamailio: Kamailio) -> None:
 async def test_pbx_down_then_up_backs_off_and_recovers(kamailio: Kamailio) -> None:
     kamailio.stop()
     # running_ua waits for registration, so with the PBX down the UA is started by hand
-    ua = UserAgent(
-        UaConfig(
-            pbx_host=kamailio.host,
-            pbx_port=kamailio.port,
-            username=QUEUE_LINE,
-            password=kamailio.users[QUEUE_LINE],
-            listen_host="127.0.0.1",
-            listen_port=0,
-            register_retry_min=0.5,
-            register_retry_max=2.0,
-            register_expires=30,
-            timers=_fast_timers(),
-        )
+    ua = started_by_hand_ua(
+        pbx_host=kamailio.host,
+        pbx_port=kamailio.port,
+        password=kamailio.users[QUEUE_LINE],
+        register_retry_min=0.5,
+        register_retry_max=2.0,
+        register_expires=30,
+        timers=_fast_timers(),
     )
     await ua.start()
     try:
@@ -76,17 +72,12 @@ async def test_wrong_password_gives_one_clear_error_and_no_loop(
     kamailio: Kamailio, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    ua = UserAgent(
-        UaConfig(
-            pbx_host=kamailio.host,
-            pbx_port=kamailio.port,
-            username=QUEUE_LINE,
-            password="not-the-password",
-            listen_host="127.0.0.1",
-            listen_port=0,
-            register_retry_min=0.5,
-            register_retry_max=60,
-        )
+    ua = started_by_hand_ua(
+        pbx_host=kamailio.host,
+        pbx_port=kamailio.port,
+        password="not-the-password",
+        register_retry_min=0.5,
+        register_retry_max=60,
     )
     await ua.start()
     try:
@@ -101,6 +92,11 @@ async def test_wrong_password_gives_one_clear_error_and_no_loop(
         assert ua.registration._cseq == 2
     finally:
         await ua.stop()
+
+
+def started_by_hand_ua(**options: Any) -> UserAgent:
+    """A UA for tests where running_ua cannot be used (it waits for a registration)."""
+    return UserAgent(UaConfig(username=QUEUE_LINE, listen_host="127.0.0.1", listen_port=0, **options))
 
 
 def _fast_timers() -> SipTimers:
@@ -139,19 +135,14 @@ async def test_requests_go_through_the_outbound_proxy(kamailio: Kamailio) -> Non
 async def test_nonsensical_423_backs_off_instead_of_looping() -> None:
     # a registrar that demands Min-Expires: 60 although we already ask for 120
     registrar = await UdpSipClient.open()
-    ua = UserAgent(
-        UaConfig(
-            pbx_host="127.0.0.1",
-            pbx_port=registrar.port,
-            username=QUEUE_LINE,
-            password="x",
-            listen_host="127.0.0.1",
-            listen_port=0,
-            register_expires=120,
-            register_retry_min=0.5,
-            register_retry_max=2.0,
-            keepalive_interval=0,
-        )
+    ua = started_by_hand_ua(
+        pbx_host="127.0.0.1",
+        pbx_port=registrar.port,
+        password="x",
+        register_expires=120,
+        register_retry_min=0.5,
+        register_retry_max=2.0,
+        keepalive_interval=0,
     )
     await ua.start()
     registers = 0
@@ -179,19 +170,14 @@ async def test_nonsensical_423_backs_off_instead_of_looping() -> None:
 async def test_unreachable_tcp_pbx_fails_fast_not_after_32_s() -> None:
     from tests.peers.ports import free_port  # noqa: PLC0415 -- only this test needs a closed port
 
-    ua = UserAgent(
-        UaConfig(
-            pbx_host="127.0.0.1",
-            pbx_port=free_port(),
-            pbx_transport="tcp",
-            username=QUEUE_LINE,
-            password="x",
-            listen_host="127.0.0.1",
-            listen_port=0,
-            register_retry_min=30,
-            register_retry_max=60,
-            keepalive_interval=0,
-        )
+    ua = started_by_hand_ua(
+        pbx_host="127.0.0.1",
+        pbx_port=free_port(),
+        pbx_transport="tcp",
+        password="x",
+        register_retry_min=30,
+        register_retry_max=60,
+        keepalive_interval=0,
     )
     await ua.start()
     try:
