@@ -17,6 +17,7 @@ __all__ = [
     "RtpPacket",
     "RtpReceiverStats",
     "RtpSender",
+    "parse_fields",
 ]
 
 MAX_PACKET_SIZE = 1500  # default limit for parse(): one Ethernet MTU
@@ -145,6 +146,21 @@ def parse(data: bytes, *, max_size: int = MAX_PACKET_SIZE) -> RtpPacket:
     )
 
 
+def parse_fields(data: bytes, *, max_size: int = MAX_PACKET_SIZE) -> tuple[int, bool, int, int, int, bytes]:
+    """``(payload_type, marker, sequence, timestamp, ssrc, payload)`` of one packet; RtpError if malformed.
+
+    The receive hot path: the plain header every phone sends (V=2, no padding, extension or CSRC) is
+    unpacked without building an ``RtpPacket``; anything else goes through :func:`parse`, so both accept
+    and refuse exactly the same packets.
+    """
+    size = len(data)
+    if 12 <= size <= max_size and data[0] == 0x80:
+        _, second, seq, ts, ssrc = _HEADER.unpack_from(data)
+        return second & 0x7F, second >= 0x80, seq, ts, ssrc, data[12:]
+    packet = parse(data, max_size=max_size)
+    return packet.payload_type, packet.marker, packet.sequence, packet.timestamp, packet.ssrc, packet.payload
+
+
 class RtpSender:
     """Header state of one outgoing RTP stream (RFC 3550 §5.1) plus the SR counters (§6.4.1).
 
@@ -215,19 +231,24 @@ class RtpSender:
         """
         if samples < 0:
             raise ValueError(f"samples must be >= 0: {samples}")
-        packet = RtpPacket(
-            payload_type=self._payload_type if payload_type is None else payload_type,
-            sequence=self._sequence,
-            timestamp=self._timestamp if timestamp is None else timestamp % _TS_MOD,
-            ssrc=self.ssrc,
-            payload=payload,
-            marker=marker,
+        if payload_type is None:
+            payload_type = self._payload_type
+        elif not 0 <= payload_type <= 127:
+            raise ValueError(f"payload type out of range: {payload_type}")
+        # Packed directly (no RtpPacket): every field is in range by construction, and this runs for
+        # every packet the daemon sends.
+        header = _HEADER.pack(
+            0x80,
+            (0x80 if marker else 0) | payload_type,
+            self._sequence,
+            self._timestamp if timestamp is None else timestamp % _TS_MOD,
+            self.ssrc,
         )
         self._sequence = (self._sequence + 1) % _SEQ_MOD
         self._timestamp = (self._timestamp + samples) % _TS_MOD
         self.packet_count = (self.packet_count + 1) % _TS_MOD  # §6.4.1: 32-bit counters wrap
         self.octet_count = (self.octet_count + len(payload)) % _TS_MOD
-        return packet.to_bytes()
+        return header + payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from ccdaemon.media.rtp import (
     RtpReceiverStats,
     RtpSender,
     parse,
+    parse_fields,
 )
 
 u32 = st.integers(0, 2**32 - 1)
@@ -50,6 +51,33 @@ def test_arbitrary_bytes_only_raise_rtp_error(data: bytes) -> None:
     except RtpError:
         return
     assert pkt.to_bytes() == data
+
+
+def _fields_or_error(fn: object, data: bytes, max_size: int) -> object:
+    try:
+        if fn is parse:
+            p = parse(data, max_size=max_size)
+            return (p.payload_type, p.marker, p.sequence, p.timestamp, p.ssrc, p.payload)
+        return parse_fields(data, max_size=max_size)
+    except RtpError:
+        return RtpError
+
+
+@given(st.one_of(st.binary(max_size=300), packets.map(RtpPacket.to_bytes)), st.integers(0, 400))
+def test_fast_field_parse_agrees_with_the_full_parser(data: bytes, max_size: int) -> None:
+    # The receive hot path must accept and refuse exactly what parse() does, with the same fields.
+    assert _fields_or_error(parse_fields, data, max_size) == _fields_or_error(parse, data, max_size)
+
+
+def test_sender_packets_parse_back() -> None:
+    sender = RtpSender(ssrc=0xDEADBEEF, payload_type=0, initial_sequence=65535, initial_timestamp=2**32 - 80)
+    first = parse(sender.next_packet(b"a" * 160, samples=160, marker=True))
+    second = parse(sender.next_packet(b"\x01\x02", samples=160, payload_type=101, timestamp=5))
+    assert (first.sequence, first.timestamp, first.marker, first.payload_type) == (65535, 2**32 - 80, True, 0)
+    assert (second.sequence, second.timestamp, second.marker, second.payload_type) == (0, 5, False, 101)
+    assert sender.timestamp == 240 and sender.packet_count == 2 and sender.octet_count == 162
+    with pytest.raises(ValueError, match="payload type"):
+        sender.next_packet(b"", samples=0, payload_type=128)
 
 
 @given(packets, st.integers(0, 40))
