@@ -46,6 +46,7 @@ __all__ = [
     "LogSettings",
     "MediaSettings",
     "PbxSettings",
+    "RecordingSettings",
     "SecuritySettings",
     "Settings",
     "SipSettings",
@@ -355,6 +356,39 @@ class MediaSettings(_Section):
         return self
 
 
+class RecordingSettings(_Section):
+    """``[recording]``: stereo WAV files of bridged calls (left = caller, right = the agent side)."""
+
+    # Off by default: in many countries callers must be told before they are recorded, and the IVR
+    # announcement does not exist yet. Turning it on is a decision for the operator, not a default.
+    enabled: bool = False
+    directory: Path = Path("/var/lib/ccdaemon/recordings")  # systemd StateDirectory= + "recordings"
+    retention_days: int = Field(default=90, ge=0, le=36_500)  # 0 = keep forever
+    flush_interval: float = Field(default=0.5, ge=0.1, le=10)  # seconds; the most audio a kill can lose
+    fsync: bool = False
+    max_buffered_seconds: float = Field(default=30.0, ge=1, le=600)  # per call, while the disk lags
+
+    @field_validator("directory")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if "\x00" in str(value):
+            raise ValueError("must not contain a NUL character")
+        if not value.is_absolute():
+            # under systemd the working directory is /, so a relative path would not mean what it seems
+            raise ValueError(f"must be an absolute path, got {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _buffer(self) -> RecordingSettings:
+        # the writer empties the buffer every flush_interval; a buffer that small drops audio at every hiccup
+        if self.max_buffered_seconds < 2 * self.flush_interval:
+            raise _keyed(
+                "max_buffered_seconds",
+                f"must be at least twice recording.flush_interval ({self.flush_interval} s)",
+            )
+        return self
+
+
 class LogSettings(_Section):
     """``[log]``: verbosity and line format on stderr (journald)."""
 
@@ -402,6 +436,7 @@ class Settings(BaseSettings):
     pbx: PbxSettings
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

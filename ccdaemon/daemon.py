@@ -2,6 +2,10 @@
 
 Signals: SIGTERM/SIGINT stop gracefully (unregister, hang up) within a drain timeout, a second one stops at
 once; SIGHUP re-reads the configuration and applies what can change at runtime (the log level).
+
+Recordings: before any call is accepted the recordings directory is created (0750) and checked, WAV headers
+left stale by a killed daemon are repaired, and one :class:`RecordingService` is started for the process and
+handed to the call flows in the :class:`AppContext`. Old recordings are deleted at start-up and once a day.
 """
 
 from __future__ import annotations
@@ -9,19 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 from ccdaemon.app.answering import AnsweringFlow
-from ccdaemon.config import ConfigError, Settings, is_wildcard, version
+from ccdaemon.app.context import AppContext
+from ccdaemon.config import ConfigError, RecordingSettings, Settings, is_wildcard, version
 from ccdaemon.logging_setup import set_level
+from ccdaemon.media.recorder import BYTES_PER_SECOND, RecordingService, repair_directory
+from ccdaemon.media.retention import delete_expired, prepare_directory, world_accessible
 from ccdaemon.sdnotify import Notifier
 from ccdaemon.telephony.useragent import UserAgent
 
 __all__ = [
     "DRAIN_TIMEOUT",
+    "RECORDER_CLOSE_TIMEOUT",
+    "RETENTION_INTERVAL",
     "RegistrationLike",
     "UserAgentLike",
     "resolve_contact_host",
@@ -35,6 +47,10 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT: Final = 10.0  # seconds for unregistering and hanging up; below systemd's TimeoutStopSec
 STATUS_INTERVAL: Final = 5.0  # seconds between checks of the state shown by `systemctl status`
 ROUTE_TIMEOUT: Final = 5.0  # seconds for resolving the PBX name when picking the contact address
+# seconds for the writer thread to finalize open recordings after the drain; with DRAIN_TIMEOUT well
+# below systemd's TimeoutStopSec=30. What is not finalized in time is repaired at the next start.
+RECORDER_CLOSE_TIMEOUT: Final = 5.0
+RETENTION_INTERVAL: Final = 24 * 3600.0  # seconds between retention passes (the first one runs at start)
 
 
 class RegistrationLike(Protocol):
@@ -55,18 +71,18 @@ class UserAgentLike(Protocol):
     async def stop(self) -> None: ...
 
 
-TelephonyFactory = Callable[[Settings], Awaitable[UserAgentLike | None]]
+TelephonyFactory = Callable[[Settings, AppContext], Awaitable[UserAgentLike | None]]
 Reloader = Callable[[], Settings]
 
 
-async def _start_telephony(settings: Settings) -> UserAgentLike | None:
+async def _start_telephony(settings: Settings, context: AppContext) -> UserAgentLike | None:
     """Create and start the user agent with the call flow.  The only place that knows the telephony API.
 
     ``start()`` binds the SIP transports and begins registering in the background: it must not wait
     for the PBX, or a PBX outage at boot would hold back READY and become a restart loop.
     """
     ua = UserAgent.from_settings(settings)
-    ua.on_incoming_call(AnsweringFlow())
+    ua.on_incoming_call(AnsweringFlow(context=context))
     await ua.start()
     return ua
 
@@ -109,6 +125,132 @@ async def _with_contact_host(settings: Settings) -> Settings:
         return settings
     log.info("contact address: %s", host)
     return settings.model_copy(update={"sip": settings.sip.model_copy(update={"contact_host": host})})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recordings
+
+
+def _setup_recording_directory(config: RecordingSettings) -> tuple[list[Path], list[Path]] | None:
+    """Blocking part of the start-up: create and check the directory, repair stale WAV headers.
+
+    Returns (directories created, files repaired), or None when recording is off and there is no
+    directory (nothing to repair or expire). Raises ConfigError naming ``recording.directory``.
+    """
+    directory = config.directory
+    if config.enabled:
+        try:
+            created = prepare_directory(directory)
+        except OSError as exc:
+            # the failing path may be a parent ("/srv/file" in "/srv/file/recordings"): name it
+            where = "" if exc.filename in (None, str(directory)) else f" ({exc.filename})"
+            raise ConfigError(
+                f"recording.directory: cannot use {str(directory)!r} for recordings: "
+                f"{exc.strerror or exc}{where}",
+                "recording.directory",
+            ) from None
+    elif os.path.isdir(directory):
+        created = []  # off now, but files recorded earlier still get repaired and expire
+    else:
+        return None
+    mode = world_accessible(directory)
+    if mode is not None:
+        log.warning(
+            "recordings directory %s is open to every user (mode %04o); chmod 0750 keeps it to the "
+            "service's group",
+            directory,
+            mode,
+        )
+    return created, repair_directory(directory)
+
+
+async def _open_recordings(config: RecordingSettings) -> tuple[RecordingService | None, bool]:
+    """Prepare the directory and start the writer thread; returns (service or None, directory usable)."""
+    prepared = await asyncio.to_thread(_setup_recording_directory, config)
+    if prepared is None:
+        log.info("recording is off (recording.enabled = false)")
+        return None, False
+    created, repaired = prepared
+    for path in created:
+        log.info("created recordings directory %s (mode 0750)", path)
+    if repaired:
+        # only a daemon killed during a call (or a power loss) leaves a header behind the data
+        shown = ", ".join(p.name for p in repaired[:5]) + (", ..." if len(repaired) > 5 else "")
+        log.warning("repaired %d recording(s) left incomplete by an unclean stop: %s", len(repaired), shown)
+    if not config.enabled:
+        log.info("recording is off (recording.enabled = false); existing recordings in %s", config.directory)
+        return None, True
+    service = RecordingService(
+        config.directory,
+        flush_interval=config.flush_interval,
+        fsync=config.fsync,
+        max_buffered_seconds=config.max_buffered_seconds,
+        repair_on_start=False,  # done above, before any call could create a file
+    )
+    keep = f"{config.retention_days} days" if config.retention_days else "forever"
+    log.info(
+        "recording calls to %s (stereo WAV, left caller, right agent side; kept %s)", config.directory, keep
+    )
+    return service, True
+
+
+async def _close_recordings(service: RecordingService, timeout: float) -> None:
+    """Finalize open recordings (bounded: the thread join times out) and log what the recorder did."""
+    await asyncio.to_thread(service.close, timeout)
+    stats = service.stats
+    unfinished = service.active
+    trouble = stats.bytes_dropped or stats.bytes_lost or stats.io_errors or unfinished
+    log.log(
+        logging.WARNING if trouble else logging.INFO,
+        "recordings: %d opened, %d finished, %.1f MiB written, %.1f s of audio dropped (writer behind), "
+        "%.1f s lost (disk errors), %d I/O error(s)",
+        stats.opened,
+        stats.closed,
+        stats.bytes_written / 2**20,
+        stats.bytes_dropped / BYTES_PER_SECOND,
+        stats.bytes_lost / BYTES_PER_SECOND,
+        stats.io_errors,
+    )
+    if unfinished:
+        log.warning(
+            "%d recording(s) not finalized within %g s; their headers are repaired at the next start",
+            unfinished,
+            timeout,
+        )
+
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _retention(
+    directory: Path, days: int, *, interval: float = RETENTION_INTERVAL, clock: Clock = _utc_now
+) -> None:
+    """Delete recordings older than ``days`` now and every ``interval`` seconds.
+
+    Never raises: housekeeping trouble is logged, and must not end the daemon (a failing background task
+    does). Wall-clock time, because recording names carry the wall-clock start of the call.
+    """
+    while True:
+        try:
+            result = await asyncio.to_thread(delete_expired, directory, days, clock())
+        except OSError as exc:
+            log.warning("retention: cannot list recordings in %s: %s", directory, exc.strerror or exc)
+        except Exception:
+            log.exception("retention: pass over %s failed", directory)
+        else:
+            if result.deleted or result.errors:
+                log.info(
+                    "retention: deleted %d recording(s) older than %d days (%.1f MiB)%s",
+                    len(result.deleted),
+                    days,
+                    result.bytes_freed / 2**20,
+                    f", {result.errors} could not be deleted" if result.errors else "",
+                )
+        await asyncio.sleep(interval)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,11 +388,13 @@ async def serve(
     drain_timeout: float = DRAIN_TIMEOUT,
     telephony: TelephonyFactory = _start_telephony,
     notifier: Notifier | None = None,
+    recorder_close_timeout: float = RECORDER_CLOSE_TIMEOUT,
 ) -> None:
     """Run the daemon until ``stop`` is set or SIGTERM/SIGINT arrives.
 
     ``reload`` re-reads the configuration on SIGHUP; ``telephony`` and ``notifier`` are seams for tests.
     A background task that fails ends the daemon (the exception propagates, systemd restarts us).
+    A bad recordings directory raises ConfigError (exit 78) before any call is accepted.
     """
     stop = stop if stop is not None else asyncio.Event()
     notifier = notifier if notifier is not None else Notifier.from_env()
@@ -258,6 +402,7 @@ async def serve(
     control = _Control(stop, settings, reload, drain_timeout)
     control.install(loop)
     ua: UserAgentLike | None = None
+    recordings: RecordingService | None = None
     try:
         log.info(
             "ccdaemon %s: sip %s on %s:%d, pbx %s:%d (%s) as %s, loop %s",
@@ -271,14 +416,22 @@ async def serve(
             settings.pbx.username,
             type(loop).__module__.split(".")[0],
         )
+        # Recordings first: a bad directory is a configuration error, found before anything else starts,
+        # and headers are repaired before a call can open a file.
+        recordings, have_directory = await _open_recordings(settings.recording)
+        context = AppContext(recordings=recordings)
         settings = await _with_contact_host(settings)
-        ua = await telephony(settings)
+        ua = await telephony(settings, context)
         # READY means "listening", not "registered": the PBX may be down and we retry in the background.
         notifier.ready(_describe(ua))
         log.info("ready")
         background: dict[str, Coroutine[Any, Any, None]] = {"status": _status_reporter(notifier, ua)}
         if notifier.watchdog_interval is not None:
             background["watchdog"] = _watchdog(notifier, notifier.watchdog_interval)
+        if have_directory and settings.recording.retention_days:
+            background["retention"] = _retention(
+                settings.recording.directory, settings.recording.retention_days
+            )
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(coro, name=name) for name, coro in background.items()]
             await stop.wait()
@@ -288,6 +441,8 @@ async def serve(
         notifier.stopping("stopping")
         if ua is not None:
             await control.drain(ua)
+        if recordings is not None:  # after the drain: hanging up is what closes the calls' recordings
+            await _close_recordings(recordings, recorder_close_timeout)
         control.uninstall(loop)
         notifier.close()
         log.info("stopped")

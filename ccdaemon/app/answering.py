@@ -12,15 +12,26 @@ import logging
 
 from ..telephony.call import Call, CallError
 from ..telephony.events import CallState
+from .context import AppContext
 
 log = logging.getLogger(__name__)
 
 
 class AnsweringFlow:
     """Ring for ``ring_seconds`` (0 answers at once), answer, wait for the caller to hang up,
-    and hang up ourselves after ``max_duration`` seconds."""
+    and hang up ourselves after ``max_duration`` seconds.
 
-    def __init__(self, *, ring_seconds: float = 0.0, max_duration: float = 4 * 3600.0) -> None:
+    It does not record (nothing is bridged); ``context`` carries the daemon's services for the flows
+    that replace it."""
+
+    def __init__(
+        self,
+        *,
+        ring_seconds: float = 0.0,
+        max_duration: float = 4 * 3600.0,
+        context: AppContext | None = None,
+    ) -> None:
+        self.context = context if context is not None else AppContext()
         self.ring_seconds = ring_seconds
         self.max_duration = max_duration
         self.answered = 0

@@ -76,6 +76,12 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.media.codecs == ["PCMU", "PCMA"]
     assert settings.media.ptime == 20
     assert settings.media.symmetric_rtp is True
+    assert settings.recording.enabled is False  # opt-in: callers must be told before they are recorded
+    assert settings.recording.directory == Path("/var/lib/ccdaemon/recordings")
+    assert settings.recording.retention_days == 90
+    assert settings.recording.flush_interval == 0.5
+    assert settings.recording.fsync is False
+    assert settings.recording.max_buffered_seconds == 30.0
     assert (settings.log.level, settings.log.format) == ("INFO", "text")
 
 
@@ -221,6 +227,50 @@ def test_missing_section(tmp_path: Path) -> None:
             "log.level: input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
         ),
         (MINIMAL + '[log]\nformat = "xml"\n', "log.format: input should be 'text' or 'json'"),
+        (
+            MINIMAL + '[recording]\ndirectory = "recordings"\n',
+            "recording.directory: must be an absolute path, got 'recordings'",
+        ),
+        (
+            MINIMAL + '[recording]\ndirectory = ""\n',
+            "recording.directory: must be an absolute path",
+        ),
+        (
+            MINIMAL + '[recording]\ndirectory = "/srv/rec\\u0000x"\n',
+            "recording.directory: must not contain a NUL character",
+        ),
+        (
+            MINIMAL + "[recording]\ndirectory = 5\n",
+            "recording.directory: input is not a valid path",
+        ),
+        (
+            MINIMAL + "[recording]\nretention_days = -1\n",
+            "recording.retention_days: input should be greater than or equal to 0",
+        ),
+        (
+            MINIMAL + "[recording]\nretention_days = 1.5\n",
+            "recording.retention_days: input should be a valid integer",
+        ),
+        (
+            MINIMAL + '[recording]\nenabled = "sometimes"\n',
+            "recording.enabled: input should be a valid boolean",
+        ),
+        (
+            MINIMAL + "[recording]\nflush_interval = 0\n",
+            "recording.flush_interval: input should be greater than or equal to 0.1",
+        ),
+        (
+            MINIMAL + "[recording]\nmax_buffered_seconds = 0.5\n",
+            "recording.max_buffered_seconds: input should be greater than or equal to 1",
+        ),
+        (
+            MINIMAL + "[recording]\nflush_interval = 5\nmax_buffered_seconds = 8\n",
+            "recording.max_buffered_seconds: must be at least twice recording.flush_interval (5.0 s)",
+        ),
+        (
+            MINIMAL + '[recording]\ndirectroy = "/srv/rec"\n',
+            "recording.directroy: unknown key (did you mean 'directory'?)",
+        ),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -291,6 +341,25 @@ def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.sip.listen_port == 6000
     assert settings.log.level == "DEBUG"
     assert settings.pbx.username == "201"  # file values not overridden stay
+
+
+def test_env_overrides_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCDAEMON_RECORDING__DIRECTORY", "/srv/recordings")
+    monkeypatch.setenv("CCDAEMON_RECORDING__ENABLED", "true")
+    monkeypatch.setenv("CCDAEMON_RECORDING__RETENTION_DAYS", "0")
+    text = MINIMAL + '[recording]\ndirectory = "/var/rec"\nretention_days = 30\nfsync = true\n'
+    recording = load_config(write(tmp_path, text)).recording
+    assert recording.directory == Path("/srv/recordings")
+    assert recording.enabled is True
+    assert recording.retention_days == 0
+    assert recording.fsync is True  # from the file, not overridden
+
+
+def test_env_bad_recording_directory_names_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCDAEMON_RECORDING__DIRECTORY", "relative/dir")
+    error = error_of(tmp_path, MINIMAL)
+    assert error.key == "recording.directory"
+    assert str(error) == "recording.directory: must be an absolute path, got 'relative/dir'"
 
 
 def test_env_supplies_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ccdaemon.app.context import AppContext
 from ccdaemon.config import ConfigError, Settings
 from ccdaemon.daemon import UserAgentLike, resolve_contact_host, route_source_address, serve
 from ccdaemon.sdnotify import Notifier
@@ -19,7 +20,12 @@ from ccdaemon.sdnotify import Notifier
 
 def make_settings(**sip: Any) -> Settings:
     return Settings.model_validate(
-        {"pbx": {"host": "127.0.0.1", "port": 5080, "username": "201", "password": "p"}, "sip": sip}
+        {
+            "pbx": {"host": "127.0.0.1", "port": 5080, "username": "201", "password": "p"},
+            "sip": sip,
+            # never the machine's real recordings (retention would apply to them)
+            "recording": {"directory": "/nonexistent/ccdaemon-test-recordings"},
+        }
     )
 
 
@@ -42,8 +48,8 @@ class FakeUserAgent:
         self.stop_finished = True
 
 
-def factory(ua: FakeUserAgent) -> Callable[[Settings], Any]:
-    async def telephony(settings: Settings) -> UserAgentLike:
+def factory(ua: FakeUserAgent) -> Callable[[Settings, AppContext], Any]:
+    async def telephony(settings: Settings, _: AppContext) -> UserAgentLike:
         ua.started_with = settings
         await ua.start()
         return ua
@@ -156,7 +162,7 @@ async def test_failed_start_propagates_without_ready() -> None:
             sent.extend(assignments)
             return True
 
-    async def telephony(_: Settings) -> UserAgentLike:
+    async def telephony(_: Settings, __: AppContext) -> UserAgentLike:
         raise OSError(98, "Address already in use")
 
     with pytest.raises(OSError, match="Address already in use"):

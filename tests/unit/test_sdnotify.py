@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ccdaemon.app.context import AppContext
 from ccdaemon.config import Settings
 from ccdaemon.daemon import UserAgentLike, serve
 from ccdaemon.sdnotify import Notifier
@@ -113,6 +114,8 @@ def settings() -> Settings:
         {
             "pbx": {"host": "127.0.0.1", "username": "201", "password": "p"},
             "sip": {"contact_host": "127.0.0.1"},
+            # never the machine's real recordings (retention would apply to them)
+            "recording": {"directory": "/nonexistent/ccdaemon-test-recordings"},
         }
     )
 
@@ -123,7 +126,7 @@ async def test_serve_notifies_ready_watchdog_and_stopping(notify_socket: tuple[s
     loop = asyncio.get_running_loop()
     ua = FakeUserAgent()
 
-    async def telephony(_: Settings) -> UserAgentLike:
+    async def telephony(_: Settings, __: AppContext) -> UserAgentLike:
         return ua
 
     stop = asyncio.Event()
