@@ -221,6 +221,15 @@ def _parse_blocks(body: bytes, offset: int, count: int, what: str) -> tuple[Repo
     return tuple(ReportBlock._parse(body, offset + 24 * i) for i in range(count))
 
 
+def _text(raw: bytes) -> str:
+    """Peer text (CNAME, BYE reason: at most 255 octets). Invalid UTF-8 becomes "?" per octet: U+FFFD
+    would take 3 octets each and fail the 255-octet check when the value is built again."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("ascii", "replace").replace("\ufffd", "?")
+
+
 def _parse_sdes(body: bytes, count: int) -> SourceDescription:
     chunks = []
     offset = 0
@@ -242,7 +251,7 @@ def _parse_sdes(body: bytes, count: int) -> SourceDescription:
                 raise RtcpError("SDES: item beyond packet length")
             length = body[offset + 1]
             if item == _CNAME:
-                cname = body[offset + 2 : offset + 2 + length].decode("utf-8", "replace")
+                cname = _text(body[offset + 2 : offset + 2 + length])
             offset += 2 + length
         chunks.append(SdesChunk(ssrc, cname))
     return SourceDescription(tuple(chunks))
@@ -258,7 +267,7 @@ def _parse_bye(body: bytes, count: int) -> Bye:
         length = body[offset]
         if offset + 1 + length > len(body):
             raise RtcpError("BYE: reason beyond packet length")
-        reason = body[offset + 1 : offset + 1 + length].decode("utf-8", "replace")
+        reason = _text(body[offset + 1 : offset + 1 + length])
     return Bye(tuple(ssrcs), reason)
 
 

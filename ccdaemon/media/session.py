@@ -221,6 +221,19 @@ class RtpSession:
     def pacer(self) -> Pacer | None:
         return self._pacer
 
+    @property
+    def ssrc(self) -> int:
+        return self._sender.ssrc
+
+    def rtp_timestamp_at(self, now: float) -> int:
+        """Our RTP clock at loop time ``now`` (an RTCP SR's RTP timestamp, RFC 3550 §6.4.1): the sender's
+        timestamp belongs to the next tick's deadline, and the clock runs at the codec's rate."""
+        pacer = self._pacer
+        ts = self._sender.timestamp
+        if pacer is None:
+            return ts
+        return (ts + round((now - pacer.deadline()) * self._codec.clock_rate)) % (1 << 32)
+
     def update(self, media: NegotiatedMedia) -> None:
         """Apply a re-INVITE's outcome; sequence numbers and the RTP clock continue (RFC 3550 §5.1)."""
         codec = self._codec_for(media)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..media.dtmf import DtmfDigit
+from ..media.rtcp_session import RtcpSession, process_cname
 from ..media.session import FrameSource, RtpSession
 from ..sip.dialog import Dialog, DialogState
 from ..sip.errors import RemoteProtocolError
@@ -118,6 +119,7 @@ class Call:
         self._refer_sent = False
         self.replaces: Call | None = None  # the call an INVITE-with-Replaces takes over
         self.media_session: RtpSession | None = None  # the leg's RTP, once media is agreed
+        self.rtcp_session: RtcpSession | None = None  # its RTCP, when the reservation has the odd port
 
     @property
     def key(self) -> tuple[str, str]:
@@ -700,6 +702,15 @@ class Call:
         )
         self.media_session = session
         self._ua.spawn(session.start(), f"rtp-{self.call_id}")
+        self._start_rtcp(session)
+
+    def _start_rtcp(self, session: RtpSession) -> None:
+        if self.rtp.rtcp_socket is None:
+            return
+        self.rtcp_session = RtcpSession(
+            self.rtp.rtcp_socket, session, cname=process_cname(self._ua.contact_host)
+        )
+        self._ua.spawn(self.rtcp_session.start(), f"rtcp-{self.call_id}")
 
     def _on_rtp_dtmf(self, digit: DtmfDigit) -> None:
         self._emit(DtmfReceived(digit.digit, digit.duration_ms, "rfc4733"))
@@ -734,6 +745,8 @@ class Call:
         if self.dialog is not None:
             self.dialog.terminate()
         self._cancel_ring_guard()
+        if self.rtcp_session is not None:
+            self.rtcp_session.close()  # final report + BYE, before the reservation's sockets close
         if self.media_session is not None:
             self.media_session.close()
         if self.inbound and not self._final_sent:
