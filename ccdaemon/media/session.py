@@ -371,6 +371,10 @@ class RtpSession:
                 _log.debug("RTP receive error: %s", exc)
                 return
             self._on_datagram(data, addr, now, arrival)
+            if self._kernel_timestamps and now - arrival < self._period:
+                # It arrived within the last frame period, so no backlog: a packet behind it is read
+                # next tick. Saves the failing read (~1.7 µs) that would end the loop, per leg per tick.
+                return
 
     def _on_datagram(self, data: bytes, addr: tuple[str | int, ...], now: float, arrival: float) -> None:
         # The receive hot path (one call per packet): keep it flat.

@@ -339,3 +339,27 @@ async def test_idle_leg_sends_nothing_and_resumes_on_the_grid() -> None:
     assert packets[0].timestamp % 160 == 0 and first_tick >= 10  # >= 0.2 s of 20 ms ticks went by
     assert [p.timestamp for p in packets] == [packets[0].timestamp + 160 * i for i in range(5)]
     assert packets[0].marker and not any(p.marker for p in packets[1:])
+
+
+async def test_a_backlog_is_drained_in_one_tick_a_fresh_packet_ends_the_reads() -> None:
+    sb, peer = udp(), udp()
+    b = RtpSession(sb, media(port(peer)), ssrc=0xB, symmetric=False)
+    await b.start()
+    loop = asyncio.get_running_loop()
+    # Stop the leg's own ticks from reading: take the pacer away (the tick returns at once without it).
+    pacer, b._pacer = b._pacer, None
+    dest = ("127.0.0.1", port(sb))
+    for seq in range(3):
+        peer.sendto(rtp(seq, bytes(160)), dest)
+    await asyncio.sleep(0.05)
+    # Every packet waited longer than a frame (as after a stall): all are read in one go.
+    b._receive(loop.time())
+    assert b.stats.packets_received == 3
+    for seq in range(3, 6):
+        peer.sendto(rtp(seq, bytes(160)), dest)  # loopback: queued on the socket when sendto returns
+    # Fresh packets: one read per tick, the next one waits for the next tick.
+    b._receive(loop.time())
+    assert b.stats.packets_received == 4
+    b._pacer = pacer
+    b.close()
+    peer.close()
