@@ -3,9 +3,10 @@
 Signals: SIGTERM/SIGINT stop gracefully (unregister, hang up) within a drain timeout, a second one stops at
 once; SIGHUP re-reads the configuration and applies what can change at runtime (the log level).
 
-Recordings: before any call is accepted the recordings directory is created (0750) and checked, WAV headers
-left stale by a killed daemon are repaired, and one :class:`RecordingService` is started for the process and
-handed to the call flows in the :class:`AppContext`. Old recordings are deleted at start-up and once a day.
+Recordings: before any call is accepted the recordings directory is created (0750) and checked, recordings
+a killed daemon left unfinished (``*.wav.part``) are repaired and renamed to ``*.wav``, and one
+:class:`RecordingService` is started for the process and handed to the call flows in the :class:`AppContext`.
+Old recordings are deleted at start-up and once a day.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ DRAIN_TIMEOUT: Final = 10.0  # seconds for unregistering and hanging up; below s
 STATUS_INTERVAL: Final = 5.0  # seconds between checks of the state shown by `systemctl status`
 ROUTE_TIMEOUT: Final = 5.0  # seconds for resolving the PBX name when picking the contact address
 # seconds for the writer thread to finalize open recordings after the drain; with DRAIN_TIMEOUT well
-# below systemd's TimeoutStopSec=30. What is not finalized in time is repaired at the next start.
+# below systemd's TimeoutStopSec=30. What is not finalized in time stays a .part, repaired at the next start.
 RECORDER_CLOSE_TIMEOUT: Final = 5.0
 RETENTION_INTERVAL: Final = 24 * 3600.0  # seconds between retention passes (the first one runs at start)
 
@@ -131,11 +132,11 @@ async def _with_contact_host(settings: Settings) -> Settings:
 # Recordings
 
 
-def _setup_recording_directory(config: RecordingSettings) -> tuple[list[Path], list[Path]] | None:
-    """Blocking part of the start-up: create and check the directory, repair stale WAV headers.
+def _setup_recording_directory(config: RecordingSettings) -> list[Path] | None:
+    """Blocking part of the start-up: create and check the directory, finish interrupted recordings.
 
-    Returns (directories created, files repaired), or None when recording is off and there is no
-    directory (nothing to repair or expire). Raises ConfigError naming ``recording.directory``.
+    Returns the directories created, or None when recording is off and there is no directory (nothing to
+    repair or expire). Raises ConfigError naming ``recording.directory``. The repair logs what it did.
     """
     directory = config.directory
     if config.enabled:
@@ -161,22 +162,18 @@ def _setup_recording_directory(config: RecordingSettings) -> tuple[list[Path], l
             directory,
             mode,
         )
-    return created, repair_directory(directory)
+    repair_directory(directory)  # opens only the *.wav.part files: quick however large the archive
+    return created
 
 
 async def _open_recordings(config: RecordingSettings) -> tuple[RecordingService | None, bool]:
     """Prepare the directory and start the writer thread; returns (service or None, directory usable)."""
-    prepared = await asyncio.to_thread(_setup_recording_directory, config)
-    if prepared is None:
+    created = await asyncio.to_thread(_setup_recording_directory, config)
+    if created is None:
         log.info("recording is off (recording.enabled = false)")
         return None, False
-    created, repaired = prepared
     for path in created:
         log.info("created recordings directory %s (mode 0750)", path)
-    if repaired:
-        # only a daemon killed during a call (or a power loss) leaves a header behind the data
-        shown = ", ".join(p.name for p in repaired[:5]) + (", ..." if len(repaired) > 5 else "")
-        log.warning("repaired %d recording(s) left incomplete by an unclean stop: %s", len(repaired), shown)
     if not config.enabled:
         log.info("recording is off (recording.enabled = false); existing recordings in %s", config.directory)
         return None, True
@@ -195,8 +192,8 @@ async def _open_recordings(config: RecordingSettings) -> tuple[RecordingService 
 
 
 async def _close_recordings(service: RecordingService, timeout: float) -> None:
-    """Finalize open recordings (bounded: the thread join times out) and log what the recorder did."""
-    await asyncio.to_thread(service.close, timeout)
+    """Finalize open recordings (for ``timeout`` seconds at most) and log what the recorder did."""
+    await service.aclose(timeout)
     stats = service.stats
     unfinished = service.active
     trouble = stats.bytes_dropped or stats.bytes_lost or stats.io_errors or unfinished
@@ -213,7 +210,7 @@ async def _close_recordings(service: RecordingService, timeout: float) -> None:
     )
     if unfinished:
         log.warning(
-            "%d recording(s) not finalized within %g s; their headers are repaired at the next start",
+            "%d recording(s) not finalized within %g s; they are repaired at the next start",
             unfinished,
             timeout,
         )
@@ -417,7 +414,7 @@ async def serve(
             type(loop).__module__.split(".")[0],
         )
         # Recordings first: a bad directory is a configuration error, found before anything else starts,
-        # and headers are repaired before a call can open a file.
+        # and interrupted recordings are repaired before a call can open a file.
         recordings, have_directory = await _open_recordings(settings.recording)
         context = AppContext(recordings=recordings)
         settings = await _with_contact_host(settings)

@@ -8,8 +8,12 @@ Two halves:
 * I/O that never blocks the event loop (ARCHITECTURE invariant 1): :meth:`RecordingWriter.write` only appends
   to an in-memory chunk list under a lock that is held for O(1) work on both sides. One background thread per
   process (:class:`RecordingService`) flushes every open recording each ``flush_interval``: it appends the
-  data, then rewrites the header sizes, so after a SIGKILL the file is valid up to the last flush. Whatever
-  header staleness remains (killed between the two writes, or by power loss) is fixed by :func:`repair_wav`.
+  data, then rewrites the header sizes, so after a SIGKILL the file is valid up to the last flush.
+
+A recording in progress is ``<name>.wav.part`` and becomes ``<name>.wav`` (atomic rename) when it is
+closed, so a ``*.wav`` is always finished and the start-up repair only looks at the ``*.wav.part`` files a
+killed daemon left: it fixes whatever header staleness remains (killed between the two writes, or by power
+loss) and renames them, however many finished recordings the directory holds.
 
 PCM is 16-bit little-endian as in WAV; samples are moved, never interpreted, so host byte order is irrelevant.
 """
@@ -23,6 +27,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 from array import array
@@ -34,14 +39,18 @@ from pathlib import Path
 
 __all__ = [
     "BYTES_PER_SECOND",
+    "DIR_MODE",
     "FILE_MODE",
     "FRAME_SAMPLES",
     "HEADER_SIZE",
+    "PART_SUFFIX",
     "RecorderStats",
     "RecordingService",
     "RecordingWriter",
     "StereoInterleaver",
     "WavFile",
+    "make_directory",
+    "part_path",
     "recording_filename",
     "repair_directory",
     "repair_wav",
@@ -59,7 +68,8 @@ BYTES_PER_SECOND = RATE * BLOCK_ALIGN
 FRAME_SAMPLES = RATE // 50  # 20 ms
 HEADER_SIZE = 44
 FILE_MODE = 0o640  # readable by the service's group only
-DIR_MODE = 0o750
+DIR_MODE = 0o750  # the service's group may list and read recordings, nobody else
+PART_SUFFIX = ".part"  # appended to the name while the recording is in progress
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _CHUNK = struct.Struct("<4sI")
@@ -161,24 +171,86 @@ def repair_wav(path: str | os.PathLike[str]) -> bool:
         return changed
 
 
-def repair_directory(directory: str | os.PathLike[str]) -> list[Path]:
-    """Repair every ``*.wav`` in ``directory`` (start-up, before recording); returns the files changed.
+def part_path(path: Path) -> Path:
+    """Where the recording that ends up as ``path`` is written while in progress: ``<name>.wav.part``."""
+    return path.with_name(path.name + PART_SUFFIX)
 
-    Blocking disk I/O: run it off the event loop (RecordingService does it in its writer thread).
+
+def repair_directory(directory: str | os.PathLike[str]) -> list[Path]:
+    """Finish what a killed daemon left in ``directory``: repair each ``*.wav.part``, rename it ``*.wav``.
+
+    Returns the finished ``.wav`` paths and logs them in one WARNING. Only ``.part`` files are opened, so the
+    start-up does not slow down as the archive grows: a ``.wav`` is complete, because it gets that name only
+    after its last write. That also holds for files finished by versions before the ``.part`` naming (they
+    were repaired at every start); a stale one could only be left by such a version killed just before the
+    upgrade, and is still playable (its header at most one flush behind): :func:`repair_wav` fixes it by hand.
+
+    A ``.part`` that is not a repairable WAV, or whose ``.wav`` name exists already (never overwritten), is
+    logged and left in place. Blocking disk I/O: run it off the event loop, before any recording in
+    ``directory`` is opened (RecordingService does it in its writer thread).
     """
     root = Path(directory)
-    if not root.is_dir():
+    suffix = ".wav" + PART_SUFFIX
+    try:
+        with os.scandir(root) as listing:
+            parts = sorted(root / e.name for e in listing if e.name.endswith(suffix) and _is_regular(e))
+    except FileNotFoundError:
         return []
-    changed: list[Path] = []
-    for path in sorted(root.glob("*.wav")):
+    except OSError as exc:
+        log.warning("cannot list recordings in %s: %s", root, exc.strerror or exc)
+        return []
+    finished: list[Path] = []
+    for part in parts:
+        final = part.with_name(part.name.removesuffix(PART_SUFFIX))
         try:
-            if repair_wav(path):
-                changed.append(path)
+            repair_wav(part)
+            if os.path.lexists(final):  # never replaced: both names at once means someone copied files
+                raise FileExistsError(errno.EEXIST, "a finished recording has that name", str(final))
+            os.replace(part, final)
         except (OSError, ValueError) as exc:
-            log.warning("recording %s not repairable: %s", path, exc)
-    if changed:
-        log.info("repaired %d recording header(s) in %s", len(changed), root)
-    return changed
+            log.warning("recording %s not repairable: %s", part, exc)
+            continue
+        finished.append(final)
+    if finished:
+        # only a daemon killed during a call (or a power loss) leaves a .part behind
+        shown = ", ".join(p.name for p in finished[:5]) + (", ..." if len(finished) > 5 else "")
+        log.warning("repaired %d recording(s) left incomplete by an unclean stop: %s", len(finished), shown)
+    return finished
+
+
+def _is_regular(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)  # a link might point anywhere: never write through it
+    except OSError:
+        return False
+
+
+def make_directory(path: Path) -> list[Path]:
+    """Create ``path`` and missing parents with mode 0750 whatever the umask; returns those created.
+
+    Outermost first. An existing directory is left as the operator made it; a path that exists but is not a
+    directory raises NotADirectoryError naming it (``filename``).
+    """
+    created: list[Path] = []
+    _make_dirs(path, created)
+    return created
+
+
+def _make_dirs(path: Path, created: list[Path]) -> None:
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        _make_dirs(path.parent, created)
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(path, DIR_MODE)  # mkdir's mode went through the umask; the group must be able to read
+    created.append(path)
 
 
 def sanitize_call_id(call_id: str) -> str:
@@ -215,6 +287,9 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
 
 class WavFile:
     """One recording on disk, used only from the writer thread. Created exclusively with mode 0640.
+
+    ``path`` is where the audio is written (the ``.part`` name: :class:`RecordingWriter` renames it after
+    :meth:`close`).
 
     ``append`` writes data first and the header sizes second, so the header never claims bytes that are not
     on disk. A failed append is rolled back to the last good size so the channels never get misaligned.
@@ -281,6 +356,7 @@ class RecordingWriter:
     def __init__(self, service: RecordingService, path: Path, max_buffered: int) -> None:
         self._service = service
         self._path = path
+        self._finished_name = False  # renamed from .part to the final name (writer thread, before _done)
         self._max_buffered = max_buffered
         self._lock = threading.Lock()
         self._chunks: deque[bytes] = deque()
@@ -300,8 +376,17 @@ class RecordingWriter:
 
     @property
     def path(self) -> Path:
-        """Where the recording goes (a numeric suffix is added by the writer if the name was taken)."""
+        """The finished recording's ``.wav`` (a numeric suffix is added by the writer if the name was taken).
+
+        It exists once :attr:`closed` is true; before that the audio is in :attr:`disk_path`. If the rename
+        failed (logged), the ``.part`` stays and the next start-up repair gives it this name.
+        """
         return self._path
+
+    @property
+    def disk_path(self) -> Path:
+        """Where the audio is on disk now: ``<path>.part`` while recording, :attr:`path` once finished."""
+        return self._path if self._finished_name else part_path(self._path)
 
     @property
     def closed(self) -> bool:
@@ -364,14 +449,12 @@ class RecordingWriter:
             closing = self._closing
         return b"".join(chunks), closing  # joined outside the lock: the loop never waits on a copy
 
-    def _error(self, what: str, exc: OSError) -> None:
+    def _error(self, what: str, exc: OSError, outcome: str = "audio for this call is being dropped") -> None:
         self.io_errors += 1
         self._service._count(io_errors=1)
         if not self._error_logged:  # once per recording: a full disk must not flood the log at 50 Hz
             self._error_logged = True
-            log.error(
-                "recording %s: %s failed (%s); audio for this call is being dropped", self._path, what, exc
-            )
+            log.error("recording %s: %s failed (%s); %s", self._path, what, exc, outcome)
 
     def _lose(self, n: int) -> None:
         self.bytes_lost += n
@@ -379,11 +462,15 @@ class RecordingWriter:
 
     def _open_file(self, factory: FileFactory, fsync: bool) -> None:
         try:
-            self._path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            make_directory(self._path.parent)
             for attempt in range(100):
                 path = self._path if attempt == 0 else self._path.with_stem(f"{self._path.stem}-{attempt}")
+                # the final name must be free too, or the rename at the end would replace a finished call;
+                # checked here, in the one thread that creates and renames recordings, so it stays free
+                if os.path.lexists(path):
+                    continue
                 try:
-                    self._file = factory(path, fsync)
+                    self._file = factory(part_path(path), fsync)
                 except FileExistsError:
                     continue
                 self._path = path
@@ -392,6 +479,21 @@ class RecordingWriter:
         except OSError as exc:
             self._failed = True
             self._error("create", exc)
+
+    def _close_file(self, file: WavFile) -> None:
+        try:
+            file.close()
+        except OSError as exc:
+            self._error("close", exc, "it stays a .part until the next start repairs it")
+            return  # contents uncertain: leave the .part for the start-up repair
+        try:
+            # not followed by a directory fsync even with fsync on: after a power loss the .part is
+            # repaired and renamed at the next start, with the same audio
+            os.replace(part_path(self._path), self._path)
+        except OSError as exc:
+            self._error("rename", exc, "it stays a .part until the next start repairs it")
+            return
+        self._finished_name = True
 
     def _pump(self, factory: FileFactory, fsync: bool, force_close: bool) -> bool:
         """Write what is buffered; finalize if closing. Returns True when the recording is finished."""
@@ -413,10 +515,7 @@ class RecordingWriter:
         if not closing:
             return False
         if self._file is not None:
-            try:
-                self._file.close()
-            except OSError as exc:
-                self._error("close", exc)
+            self._close_file(self._file)
         self._finish()
         return True
 
@@ -439,8 +538,9 @@ class RecordingService:
 
     Memory is bounded per recording by ``max_buffered_seconds`` of audio (oldest dropped and counted when the
     disk or the thread falls behind). ``repair_on_start`` runs :func:`repair_directory` in the writer thread
-    before the first recording is created. ``fsync`` (off by default) makes each flush durable against power
-    loss at the cost of two fdatasync calls per recording per flush.
+    before the first recording is created (it only opens ``*.wav.part`` files, so it is quick). ``fsync``
+    (off by default) makes each flush durable against power loss at the cost of two fdatasync calls per
+    recording per flush.
     """
 
     def __init__(
@@ -469,6 +569,8 @@ class RecordingService:
         self._lock = threading.Lock()
         self._recordings: list[RecordingWriter] = []
         self._stopping = False
+        self._stopped = False  # the writer thread has returned (set under _lock)
+        self._stop_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
         self._thread.start()
@@ -492,14 +594,31 @@ class RecordingService:
             return len(self._recordings)
 
     def close(self, timeout: float | None = None) -> None:
-        """Finalize every open recording and stop the thread. Blocking: use :meth:`aclose` on the loop."""
+        """Finalize every open recording and stop the thread. Blocking: use :meth:`aclose` on the loop.
+
+        After ``timeout`` seconds it returns anyway; :attr:`active` then counts the recordings not finalized.
+        """
+        self._request_stop()
+        self._thread.join(timeout)
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """:meth:`close` without blocking the loop (and without an executor thread waiting in ``join``)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._stop_waiters.append((loop, fut))
+        self._request_stop()
+        if stopped:
+            return
+        with contextlib.suppress(TimeoutError):  # the writer goes on finishing in the background
+            await asyncio.wait_for(fut, timeout)
+
+    def _request_stop(self) -> None:
         with self._lock:
             self._stopping = True
         self._wake.set()
-        self._thread.join(timeout)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
 
     def _count(self, *, bytes_written: int = 0, bytes_lost: int = 0, io_errors: int = 0) -> None:
         with self._lock:
@@ -512,6 +631,17 @@ class RecordingService:
             self.stats.bytes_dropped += n
 
     def _run(self) -> None:
+        try:
+            self._write_loop()
+        finally:
+            with self._lock:
+                self._stopped = True
+                waiters, self._stop_waiters = self._stop_waiters, []
+            for loop, fut in waiters:
+                with contextlib.suppress(RuntimeError):  # that loop is already closed: nobody is waiting
+                    loop.call_soon_threadsafe(_resolve, fut)
+
+    def _write_loop(self) -> None:
         if self._repair:
             try:
                 self.repaired = repair_directory(self.directory)

@@ -3,15 +3,15 @@
 Blocking file-system code (the daemon runs it with ``asyncio.to_thread``). The decision which files are
 due, :func:`expired_recordings`, is a pure function of names, modification times and ``now``.
 
-Only files the recorder made are ever deleted: regular files named like
+Only files the recorder finished are ever deleted: regular files named like
 :func:`ccdaemon.media.recorder.recording_filename` (``<call id>_<yyyymmddThhmmss.mmmZ>[-n].wav``).
-Anything else an operator keeps in the directory (exports, notes, sub-directories, links) is left alone.
+Anything else an operator keeps in the directory (exports, notes, sub-directories, links) is left alone, and
+so is a recording in progress (``<name>.wav.part``): its call is still going on, or the next start-up
+finishes it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
 import re
@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from ccdaemon.media.recorder import make_directory
+
 __all__ = [
-    "DIR_MODE",
     "RetentionResult",
     "delete_expired",
     "expired_recordings",
@@ -35,9 +36,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DIR_MODE: Final = 0o750  # the service's group may list and read recordings, nobody else
-
-# recorder.recording_filename, plus the "-<n>" the writer adds when the name was taken
+# recorder.recording_filename, plus the "-<n>" the writer adds when the name was taken. Matched in full, so
+# "<name>.wav.part" (being recorded) never matches
 _NAME: Final = re.compile(r".+_(\d{8}T\d{6})\.(\d{3})Z(?:-\d+)?\.wav")
 
 
@@ -57,8 +57,8 @@ def expired_recordings(entries: Iterable[tuple[str, float]], now: datetime, rete
     """The names among ``(name, mtime)`` pairs that are older than ``retention_days`` (0: none).
 
     A recording is due when both its start (from the name) and its last write (``mtime``, POSIX seconds)
-    lie before ``now - retention_days``. The second condition keeps a file the daemon is still writing or
-    has just repaired, whatever the name says; the first keeps a file whose mtime was reset by a copy.
+    lie before ``now - retention_days``. The second condition keeps a file written to lately, whatever the
+    name says; the first keeps a file whose mtime was reset by a copy.
     """
     if retention_days <= 0:
         return []
@@ -123,8 +123,7 @@ def prepare_directory(directory: Path) -> list[Path]:
     Returns the directories created (outermost first). Raises OSError naming what failed; the message
     is for the operator (``strerror`` and ``filename`` are set).
     """
-    created: list[Path] = []
-    _make_dirs(directory, created)
+    created = make_directory(directory)
     with os.scandir(directory):
         pass  # listing is needed for repair and retention
     # access(2) says yes to root even on a read-only mount (ProtectSystem=strict): really write a file
@@ -132,23 +131,6 @@ def prepare_directory(directory: Path) -> list[Path]:
     os.close(fd)
     os.unlink(probe)
     return created
-
-
-def _make_dirs(path: Path, created: list[Path]) -> None:
-    try:
-        os.mkdir(path, DIR_MODE)
-    except FileNotFoundError:
-        if path.parent == path:
-            raise
-        _make_dirs(path.parent, created)
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        if not stat.S_ISDIR(os.stat(path).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
-        return
-    with contextlib.suppress(OSError):
-        os.chmod(path, DIR_MODE)  # mkdir's mode went through the umask; the group must be able to read
-    created.append(path)
 
 
 def world_accessible(directory: Path) -> int | None:

@@ -200,10 +200,14 @@ def test_stale_recording_is_repaired_at_start_and_stats_logged_at_stop(tmp_path:
     directory.mkdir()
     # what a SIGKILL between the recorder's data write and header update leaves behind
     audio = bytes(range(256)) * 125  # 32000 bytes: 1 s of 8 kHz stereo
-    stale = directory / "killed-call_20240501T101502.123Z.wav"
+    stale = directory / "killed-call_20240501T101502.123Z.wav.part"
     stale.write_bytes(wav_header(0) + audio + b"\x01\x02")  # plus a torn sample frame
     with wave.open(str(stale), "rb") as wav:
         assert wav.getnframes() == 0
+    repaired_path = directory / "killed-call_20240501T101502.123Z.wav"
+    # a recording finished long ago is not opened at start-up (not even one with a stale header)
+    finished = directory / "finished-call_20240501T090000.000Z.wav"
+    finished.write_bytes(wav_header(0) + audio)
     untouched = directory / "notes.txt"
     untouched.write_text("not a recording")
 
@@ -225,11 +229,14 @@ def test_stale_recording_is_repaired_at_start_and_stats_logged_at_stop(tmp_path:
             proc.wait()
     text = log_path.read_text()
     # repaired before the daemon could accept a call
-    repaired = "repaired 1 recording(s) left incomplete by an unclean stop: killed-call_"
+    repaired = f"repaired 1 recording(s) left incomplete by an unclean stop: {repaired_path.name}\n"
+    assert text.count("repaired") == 1  # one line, not one from the recorder and one from the daemon
     assert text.index(repaired) < text.index("ccdaemon.daemon: ready")
-    with wave.open(str(stale), "rb") as wav:
+    assert not stale.exists()
+    with wave.open(str(repaired_path), "rb") as wav:
         assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (2, 8000, 8000)
         assert wav.readframes(8000) == audio
+    assert finished.read_bytes() == wav_header(0) + audio
     assert untouched.read_text() == "not a recording"
     assert "recordings: 0 opened, 0 finished" in text
     assert "Traceback" not in text

@@ -7,6 +7,8 @@ import logging
 import os
 import stat
 import struct
+import threading
+import time
 import wave
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,14 @@ import pytest
 from ccdaemon.app.context import AppContext
 from ccdaemon.config import ConfigError, Settings
 from ccdaemon.daemon import UserAgentLike, _retention, serve
-from ccdaemon.media.recorder import HEADER_SIZE, RecordingService, recording_filename, wav_header
+from ccdaemon.media.recorder import (
+    HEADER_SIZE,
+    RecordingService,
+    RecordingWriter,
+    WavFile,
+    recording_filename,
+    wav_header,
+)
 from ccdaemon.sdnotify import Notifier
 
 
@@ -59,10 +68,12 @@ class Telephony:
         return FakeUserAgent()
 
 
-def stale_wav(path: Path, audio_bytes: int) -> Path:
-    """What a SIGKILL between the recorder's two writes leaves: a header claiming no audio, then audio."""
-    path.write_bytes(wav_header(0) + (bytes(range(256)) * (audio_bytes // 256 + 1))[:audio_bytes])
-    return path
+def stale_part(path: Path, audio_bytes: int) -> Path:
+    """What a SIGKILL between the recorder's two writes leaves: ``<path>.part`` (returned), a header
+    claiming no audio, then audio."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(wav_header(0) + (bytes(range(256)) * (audio_bytes // 256 + 1))[:audio_bytes])
+    return part
 
 
 def data_size(path: Path) -> int:
@@ -84,13 +95,14 @@ async def test_enabled_creates_directory_repairs_and_shares_one_service(
 
     def flow_starts(context: AppContext) -> None:
         # telephony (the calls) starts only after the repair
+        assert not part.exists()
         seen_at_start.append(data_size(directory / "killed.wav"))
         assert context.recordings is not None
         writer = context.recordings.open_recording("call-1@pbx")
         writer.add(bytes(320), bytes(320))  # one 20 ms tick, left open: shutdown must finalize it
 
     directory.mkdir(parents=True)
-    stale_wav(directory / "killed.wav", 8000)
+    part = stale_part(directory / "killed.wav", 8000)
     directory.chmod(0o700)  # existing: left as the operator made it
     telephony = Telephony(flow_starts)
     await run_once(make_settings(enabled=True, directory=str(directory), flush_interval=0.1), telephony)
@@ -108,7 +120,11 @@ async def test_enabled_creates_directory_repairs_and_shares_one_service(
     with wave.open(str(recorded), "rb") as wav:  # finalized: the header counts the one tick
         assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (2, 8000, 160)
     assert stat.S_IMODE(recorded.stat().st_mode) == 0o640
-    assert "repaired 1 recording(s) left incomplete by an unclean stop: killed.wav" in caplog.text
+    assert list(directory.glob("*.part")) == []  # finalized at shutdown: renamed to .wav
+    repair_lines = [r for r in caplog.records if "repaired" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in repair_lines] == [
+        (logging.WARNING, "repaired 1 recording(s) left incomplete by an unclean stop: killed.wav")
+    ]
     assert "recordings: 1 opened, 1 finished, 0.0 MiB written, 0.0 s of audio dropped" in caplog.text
 
 
@@ -153,12 +169,60 @@ async def test_disabled_gives_flows_no_service_and_creates_nothing(tmp_path: Pat
 
 
 async def test_disabled_still_repairs_what_was_recorded_before(tmp_path: Path) -> None:
-    path = stale_wav(tmp_path / "earlier.wav", 4096)
+    path = tmp_path / "earlier.wav"
+    part = stale_part(path, 4096)
     telephony = Telephony()
     await run_once(make_settings(enabled=False, directory=str(tmp_path)), telephony)
     assert telephony.context is not None and telephony.context.recordings is None
+    assert not part.exists()
     assert data_size(path) == 4096
     assert path.stat().st_size == HEADER_SIZE + 4096
+
+
+async def test_close_is_bounded_when_the_disk_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate, entered = threading.Event(), threading.Event()
+    append = WavFile.append
+
+    def hanging_append(self: WavFile, data: bytes) -> None:
+        entered.set()
+        gate.wait(10)  # a disk that stopped answering
+        append(self, data)
+
+    monkeypatch.setattr(WavFile, "append", hanging_append)
+    writers: list[RecordingWriter] = []
+
+    def flow_starts(context: AppContext) -> None:
+        assert context.recordings is not None
+        writer = context.recordings.open_recording("hung")
+        writer.add(bytes(320), bytes(320))
+        writers.append(writer)
+
+    telephony = Telephony(flow_starts)
+    start = time.monotonic()
+    try:
+        stop = asyncio.Event()
+        stop.set()
+        await serve(
+            make_settings(enabled=True, directory=str(tmp_path), flush_interval=0.1),
+            stop=stop,
+            telephony=telephony,
+            notifier=Notifier(None),
+            recorder_close_timeout=0.3,
+        )
+        elapsed = time.monotonic() - start
+        assert entered.is_set()
+    finally:
+        gate.set()
+    assert elapsed < 3
+    [writer] = writers
+    assert "1 recording(s) not finalized within 0.3 s; they are repaired at the next start" in caplog.text
+    assert "recordings: 1 opened, 0 finished" in caplog.text
+    service = telephony.context.recordings if telephony.context else None
+    assert isinstance(service, RecordingService)
+    await asyncio.wait_for(service.aclose(), 5)  # once the disk answers, the writer still finishes the file
+    assert writer.closed and writer.path.exists() and data_size(writer.path) == 640
 
 
 async def test_retention_runs_at_start_and_then_every_interval(

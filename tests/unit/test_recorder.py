@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from ccdaemon.media import recorder
 from ccdaemon.media.recorder import (
     BYTES_PER_SECOND,
     FRAME_SAMPLES,
@@ -118,15 +120,64 @@ def test_repair_stale_zero_header(tmp_path: Path) -> None:
     assert repair_wav(path) is False  # idempotent
 
 
-def test_repair_rejects_non_wav(tmp_path: Path) -> None:
-    (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
-    (tmp_path / "short.wav").write_bytes(b"RIFF")
-    good = tmp_path / "ok.wav"
-    good.write_bytes(wav_header(0) + bytes(40))
+def test_repair_rejects_non_wav(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    junk = tmp_path / "junk.wav.part"
+    junk.write_bytes(b"not a wav at all")
+    short = tmp_path / "short.wav.part"
+    short.write_bytes(b"RIFF")
+    (tmp_path / "ok.wav.part").write_bytes(wav_header(0) + bytes(40))
     with pytest.raises(ValueError):
-        repair_wav(tmp_path / "junk.wav")
-    assert repair_directory(tmp_path) == [good]
+        repair_wav(junk)
+    assert repair_directory(tmp_path) == [tmp_path / "ok.wav"]
+    # left for the operator, with one warning each
+    assert junk.read_bytes() == b"not a wav at all" and short.read_bytes() == b"RIFF"
+    assert f"recording {junk} not repairable: {junk}: not a RIFF/WAVE file" in caplog.text
+    assert f"recording {short} not repairable" in caplog.text
     assert repair_directory(tmp_path / "missing") == []
+
+
+def test_repair_finishes_part_files_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ccdaemon.media.recorder")
+    audio = bytes(range(256)) * 4
+    parts = [tmp_path / f"call-{n}_20240501T101502.123Z.wav.part" for n in range(7)]
+    for part in parts:
+        part.write_bytes(wav_header(0) + audio + b"\x01")  # stale header, torn sample frame
+    current = tmp_path / "current_20240501T101502.123Z.wav.part"  # killed right after a complete flush
+    current.write_bytes(wav_header(len(audio)) + audio)
+    # a finished recording is never opened, even one an earlier version left with a stale header
+    finished = tmp_path / "done_20240501T101502.123Z.wav"
+    finished.write_bytes(wav_header(0) + audio)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.wav"
+    outside.write_bytes(wav_header(0) + audio)
+    link = tmp_path / "link_20240501T101502.123Z.wav.part"
+    link.symlink_to(outside)
+    (tmp_path / "dir.wav.part").mkdir()
+
+    repaired = repair_directory(tmp_path)
+
+    assert repaired == sorted(p.with_name(p.name.removesuffix(".part")) for p in [*parts, current])
+    for path in repaired:
+        assert not recorder.part_path(path).exists()
+        assert read_wav(path)[3] == audio and path.stat().st_size == HEADER_SIZE + len(audio)
+    assert finished.read_bytes() == wav_header(0) + audio
+    assert outside.read_bytes() == wav_header(0) + audio and link.is_symlink()
+    assert (tmp_path / "dir.wav.part").is_dir()
+    # exactly one line for the whole repair, naming the first five files
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("repaired 8 recording(s) left incomplete by an unclean stop: call-0_")
+    assert line.endswith(", ...") and line.count(".wav") == 5
+    outside.unlink()
+
+
+def test_repair_never_replaces_a_finished_recording(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    final = tmp_path / "same_20240501T101502.123Z.wav"
+    final.write_bytes(wav_header(4) + b"keep")
+    part = recorder.part_path(final)
+    part.write_bytes(wav_header(0) + bytes(400))
+    assert repair_directory(tmp_path) == []
+    assert final.read_bytes() == wav_header(4) + b"keep"
+    assert part.exists()
+    assert f"recording {part} not repairable: [Errno {errno.EEXIST}] a finished recording" in caplog.text
 
 
 def test_sanitized_names_stay_inside(tmp_path: Path) -> None:
@@ -162,6 +213,8 @@ async def test_recording_reads_back_with_wave(tmp_path: Path) -> None:
     finally:
         await svc.aclose()
     assert rec.closed and rec.path.parent == tmp_path / "rec"
+    assert rec.disk_path == rec.path and rec.path.suffix == ".wav"
+    assert [p.name for p in rec.path.parent.iterdir()] == [rec.path.name]  # the .part was renamed
     channels, width, rate, data = read_wav(rec.path)
     assert (channels, width, rate) == (2, 2, 8000)
     assert len(data) == ticks * FRAME_SAMPLES * 4
@@ -179,7 +232,9 @@ async def test_recording_reads_back_with_wave(tmp_path: Path) -> None:
     assert repair_wav(rec.path) is False
 
 
-def test_header_kept_current_between_flushes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_header_kept_current_between_flushes(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
     svc = RecordingService(tmp_path, flush_interval=0.05)
     try:
         rec = svc.open_recording("live")
@@ -187,11 +242,18 @@ def test_header_kept_current_between_flushes(tmp_path: Path) -> None:
         deadline = time.monotonic() + 5
         while svc.stats.bytes_written < 6400 and time.monotonic() < deadline:
             time.sleep(0.01)
-        # still open, but already a complete, valid WAV
-        assert header_sizes(rec.path) == (36 + 6400, 6400)
-        assert read_wav(rec.path)[3] == bytes(6400)
+        # still open, under the .part name, but already a complete, valid WAV with the final mode
+        part = rec.disk_path
+        assert part.name == rec.path.name + ".part"
+        assert not rec.path.exists()
+        assert header_sizes(part) == (36 + 6400, 6400)
+        assert read_wav(part)[3] == bytes(6400)
+        assert stat.S_IMODE(part.stat().st_mode) == 0o640
     finally:
         svc.close()
+        os.umask(old)
+    assert rec.disk_path == rec.path and not part.exists()
+    assert read_wav(rec.path)[3] == bytes(6400)
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o077])
@@ -207,6 +269,8 @@ def test_file_mode_0640_regardless_of_umask(tmp_path: Path, umask: int) -> None:
         os.umask(old)
     assert rec.closed
     assert (rec.path.stat().st_mode & 0o7777) == 0o640
+    for directory in (tmp_path / "new", tmp_path / "new" / "dir"):  # the writer made both
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o750
 
 
 def test_traversal_call_id_stays_in_directory(tmp_path: Path) -> None:
@@ -236,6 +300,50 @@ def test_name_collision_gets_suffix(tmp_path: Path) -> None:
     assert a.path != b.path and a.path.exists() and b.path.exists()
 
 
+def test_finished_recording_of_the_same_name_is_not_replaced(tmp_path: Path) -> None:
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    earlier = tmp_path / recording_filename("same", when)
+    earlier.write_bytes(wav_header(4) + b"keep")
+    svc = RecordingService(tmp_path, flush_interval=0.05)
+    try:
+        rec = svc.open_recording("same", now=when)
+        rec.write(bytes(64))
+        rec.close_recording()
+    finally:
+        svc.close()
+    assert rec.path == earlier.with_stem(earlier.stem + "-1")
+    assert read_wav(rec.path)[3] == bytes(64)
+    assert earlier.read_bytes() == wav_header(4) + b"keep"
+
+
+def test_failed_rename_leaves_the_part_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    replace = os.replace
+
+    def refuse(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src).parent == tmp_path:  # only the recorder's rename; other threads' calls go through
+            raise OSError(errno.EIO, "Input/output error")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    svc = RecordingService(tmp_path, flush_interval=0.05)
+    try:
+        rec = svc.open_recording("unlucky")
+        rec.write(bytes(64))
+        rec.close_recording()
+    finally:
+        svc.close()
+    assert rec.closed and rec.io_errors == 1 and svc.stats.io_errors == 1
+    assert rec.disk_path == recorder.part_path(rec.path) and not rec.path.exists()
+    assert (
+        "rename failed ([Errno 5] Input/output error); it stays a .part until the next start" in caplog.text
+    )
+    monkeypatch.undo()
+    assert repair_directory(tmp_path) == [rec.path]
+    assert read_wav(rec.path)[3] == bytes(64)
+
+
 class StalledWav(WavFile):
     """A sink whose appends block until the test opens the gate: a disk that has fallen far behind."""
 
@@ -246,6 +354,42 @@ class StalledWav(WavFile):
         StalledWav.entered.set()
         StalledWav.gate.wait(10)
         super().append(data)
+
+
+async def test_aclose_is_bounded_and_leaves_the_loop_running(tmp_path: Path) -> None:
+    StalledWav.gate.clear()
+    StalledWav.entered.clear()
+    svc = RecordingService(
+        tmp_path, flush_interval=0.02, file_factory=lambda path, fsync: StalledWav(path, fsync=fsync)
+    )
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        rec = svc.open_recording("stuck")
+        rec.write(bytes(640))
+        await asyncio.to_thread(StalledWav.entered.wait, 5)  # the writer thread is stuck in the disk
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await svc.aclose(timeout=0.3)
+        elapsed = loop.time() - start
+        assert 0.3 <= elapsed < 2
+        assert ticks >= 10  # the loop went on while aclose waited
+        assert svc.active == 1 and not rec.closed  # what the daemon reports as not finalized
+        assert rec.disk_path.name.endswith(".wav.part") and not rec.path.exists()
+    finally:
+        StalledWav.gate.set()
+        task.cancel()
+    await asyncio.wait_for(svc.aclose(), 5)  # unbounded: returns once the writer has finished
+    assert svc.active == 0 and rec.closed
+    assert read_wav(rec.path)[3] == bytes(640)
+    await svc.aclose(timeout=0)  # stopped already: returns at once
 
 
 async def test_backpressure_drops_oldest_and_write_never_blocks(tmp_path: Path) -> None:
@@ -341,12 +485,13 @@ def test_write_rejects_partial_sample_frames(tmp_path: Path) -> None:
 
 
 def test_startup_repair_runs_in_writer_thread(tmp_path: Path) -> None:
-    stale = tmp_path / "old.wav"
+    stale = tmp_path / "old.wav.part"
     stale.write_bytes(wav_header(0) + bytes(400))
     svc = RecordingService(tmp_path, flush_interval=0.02)
     svc.close()
-    assert svc.repaired == [stale]
-    assert header_sizes(stale) == (436, 400)
+    assert svc.repaired == [tmp_path / "old.wav"]
+    assert header_sizes(tmp_path / "old.wav") == (436, 400)
+    assert not stale.exists()
 
 
 CHILD = """
@@ -356,7 +501,7 @@ from ccdaemon.media.recorder import RecordingService
 async def main() -> None:
     svc = RecordingService(sys.argv[1], flush_interval=0.1)
     rec = svc.open_recording("killed-call")
-    print(rec.path, flush=True)
+    print(rec.path, flush=True)  # the final name; the audio goes to the .part meanwhile
     left = b"\\x11\\x11" * 160
     right = b"\\x22\\x22" * 160
     loop = asyncio.get_running_loop()
@@ -376,7 +521,8 @@ def test_sigkill_mid_call_leaves_valid_file(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        path = Path(proc.stdout.readline().strip())
+        final = Path(proc.stdout.readline().strip())
+        path = recorder.part_path(final)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if path.exists() and path.stat().st_size >= HEADER_SIZE + BYTES_PER_SECOND // 2:
@@ -393,6 +539,7 @@ def test_sigkill_mid_call_leaves_valid_file(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
+    assert not final.exists()  # never closed, so never renamed
     size = path.stat().st_size
     riff, data_len = header_sizes(path)
     # the header never claims more than what is on disk, and is at most one flush behind
@@ -401,9 +548,12 @@ def test_sigkill_mid_call_leaves_valid_file(tmp_path: Path) -> None:
     channels, _, _, data = read_wav(path)  # opens as-is, no repair needed
     assert channels == 2 and len(data) == data_len > 0
     assert data == b"\x11\x11\x22\x22" * (data_len // 4)
-    changed = repair_wav(path)
-    assert changed == (HEADER_SIZE + data_len != size)
-    _, _, _, data = read_wav(path)
-    assert HEADER_SIZE + len(data) == path.stat().st_size
+    # the next start finishes it: header matching the file, and the final name
+    assert repair_directory(tmp_path) == [final]
+    assert not path.exists()
+    _, _, _, data = read_wav(final)
+    assert HEADER_SIZE + len(data) == final.stat().st_size
+    assert data_len <= len(data) <= size - HEADER_SIZE
     assert data == b"\x11\x11\x22\x22" * (len(data) // 4)
-    assert repair_wav(path) is False
+    assert stat.S_IMODE(final.stat().st_mode) == 0o640
+    assert repair_wav(final) is False

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ccdaemon.media.recorder import recording_filename, wav_header
+from ccdaemon.media.recorder import part_path, recording_filename, wav_header
 from ccdaemon.media.retention import (
     delete_expired,
     expired_recordings,
@@ -55,6 +55,8 @@ def test_recording_time_reads_the_recorders_names() -> None:
         "_20240501T101502.123Z.wav",  # no call id
         "abc_20240501T101502.123Z.WAV",
         "abc_20240501T101502.123Z.wav.bak",
+        "abc_20240501T101502.123Z.wav.part",  # still being recorded
+        "abc_20240501T101502.123Z-2.wav.part",
         "abc_20240501T101502Z.wav",
         "abc_20241301T101502.123Z.wav",  # month 13
         "abc_20240501T101502.123Z.mp3",
@@ -109,6 +111,21 @@ def test_delete_expired_removes_only_old_recordings(tmp_path: Path) -> None:
     for path in (kept, border, notes, export, backup, subdir, nested, outside, link):
         assert path.exists() or path.is_symlink(), path
     outside.unlink()
+
+
+def test_recording_in_progress_is_never_deleted(tmp_path: Path) -> None:
+    # a call that started long ago and is still being recorded (or was interrupted and awaits the repair)
+    started = NOW - 100 * DAY
+    finished = recording(tmp_path, "finished", started)
+    running = part_path(tmp_path / recording_filename("running", started))
+    running.write_bytes(wav_header(0) + bytes(400))
+    os.utime(running, (started.timestamp(), started.timestamp()))  # old mtime too: only the name protects it
+    assert expired_recordings([(running.name, started.timestamp())], NOW, 30) == []
+
+    result = delete_expired(tmp_path, 30, NOW)
+
+    assert result.deleted == [finished]
+    assert running.read_bytes() == wav_header(0) + bytes(400)
 
 
 def test_virtual_clock_moves_files_past_the_limit(tmp_path: Path) -> None:
