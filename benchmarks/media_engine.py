@@ -117,15 +117,14 @@ def run_loadgen(sock: socket.socket, ports: list[int], seconds: float) -> dict[s
 class _Leg:
     """What Bridge needs from a call leg, over a bare RtpSession (Call does the same)."""
 
-    def __init__(self, session: RtpSession, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, session: RtpSession) -> None:
         self.session = session
-        self._time = loop.time
 
     def play(self, source: Any) -> None:
         self.session.play(source)
 
     def pull_frame(self) -> bytes | None:
-        return self.session.pull_frame(self._time())
+        return self.session.pull_frame()
 
 
 @dataclass
@@ -205,7 +204,7 @@ async def run_step(calls: int, seconds: float, record_dir: Path, sample: int) ->
                 session = RtpSession(socks[2 * i + j], _media(peer_port), ssrc=0x2000 + 2 * i + j)
                 await session.start()
                 sessions.append(session)
-                legs.append(_Leg(session, loop))
+                legs.append(_Leg(session))
             writer = service.open_recording(f"bench-{i}")
             writers.append(writer)
             bridge = Bridge(legs[0], legs[1], recorder=writer)

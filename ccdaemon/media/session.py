@@ -339,8 +339,16 @@ class RtpSession:
 
     # --- receive path -------------------------------------------------------------------------------
 
-    def pull_frame(self, now: float) -> bytes | None:
-        """The next received frame as PCM16 (one ptime), or None for a gap (the caller fills it)."""
+    def pull_frame(self, now: float | None = None) -> bytes | None:
+        """The next received frame as PCM16 (one ptime), or None for a gap (the caller fills it).
+
+        ``now`` defaults to the loop's clock (None before start). Taking it from the session's own loop
+        matters: ``asyncio.get_running_loop()`` costs a getpid() system call on Python 3.11, and this
+        runs for every frame a bridge forwards."""
+        if now is None:
+            if self._loop is None:
+                return None
+            now = self._loop.time()
         frame = self._jitter.pop(now)
         if frame is None:
             return None

@@ -682,7 +682,7 @@ class Call:
         """The next received 20 ms of the peer's audio (PCM16), None for a gap."""
         if self.media_session is None:
             return None
-        return self.media_session.pull_frame(asyncio.get_running_loop().time())
+        return self.media_session.pull_frame()
 
     def _ensure_media_session(self) -> None:
         """Start the leg's RTP once the call is up and media is agreed (answer, 2xx, or late-offer ACK)."""
