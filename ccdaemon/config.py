@@ -321,6 +321,7 @@ class MediaSettings(_Section):
     codecs: list[Codec] = Field(default_factory=lambda: list(_DEFAULT_CODECS), min_length=1)
     ptime: int = Field(default=20, ge=10, le=60)
     symmetric_rtp: bool = True
+    overload_lateness_ms: int = Field(default=20, ge=0, le=1000)
 
     @field_validator("rtp_port_min", "rtp_port_max")
     @classmethod

@@ -4,6 +4,10 @@ Hundreds of legs each sending every 20 ms would otherwise create and heap-sort t
 timer handles per second. Legs align their tick 0 to the scheduler's 1 ms grid (:meth:`align`), so all
 deadlines ``t0 + n * ptime`` fall on grid points and every leg due in the same millisecond runs from one
 timer. A deadline is never served early; uvloop's timers have millisecond resolution anyway.
+
+How late the slots run is tracked (:meth:`TickScheduler.late_share`, :meth:`TickScheduler.lateness`): it
+is the engine's own measure of overload, which the user agent checks before admitting a new call
+(``media.overload_lateness_ms``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ __all__ = ["RESOLUTION", "TickScheduler"]
 _log = logging.getLogger(__name__)
 
 RESOLUTION = 0.001  # seconds per slot
+_LATENESS_WINDOW = 1.0  # seconds
 _SLACK = 1e-6  # in slots: absorbs float error of t0 + n * period so a grid deadline keeps its own slot
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TickScheduler] = weakref.WeakKeyDictionary()
@@ -30,6 +35,33 @@ class TickScheduler:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._slots: dict[int, list[Callable[[], None]]] = {}
+        # How late the slots run, per one-second window (the current one and the one before): the
+        # engine's own measure of overload. A lone stall (a GC pause) makes a few slots late; an engine
+        # past its capacity makes most of them late.
+        self.late_threshold = 0.02  # seconds: a slot later than this counts as late
+        self._window_start = -math.inf
+        self._run = 0
+        self._late = 0
+        self._worst = 0.0
+        self._previous: tuple[int, int, float] = (0, 0, 0.0)  # slots run, late, worst
+
+    def lateness(self, now: float) -> float:
+        """Worst lateness (seconds) of a slot within the last one to two seconds."""
+        previous, current = self._windows(now)
+        return max(previous[2], current[2])
+
+    def late_share(self, now: float) -> float:
+        """Share of the slots that ran later than ``late_threshold``, over the last one to two seconds."""
+        previous, current = self._windows(now)
+        run, late = previous[0] + current[0], previous[1] + current[1]
+        return late / run if run else 0.0
+
+    def _windows(self, now: float) -> tuple[tuple[int, int, float], tuple[int, int, float]]:
+        age = now - self._window_start
+        if age >= 2 * _LATENESS_WINDOW:
+            return (0, 0, 0.0), (0, 0, 0.0)  # nothing ran for a while: nothing was late
+        current = (self._run, self._late, self._worst)
+        return ((0, 0, 0.0) if age >= _LATENESS_WINDOW else self._previous), current
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop) -> TickScheduler:
@@ -61,6 +93,16 @@ class TickScheduler:
             bucket.append(callback)
 
     def _fire(self, slot: int) -> None:
+        now = self._loop.time()
+        late = now - slot * RESOLUTION
+        if now - self._window_start >= _LATENESS_WINDOW:
+            stale = now - self._window_start >= 2 * _LATENESS_WINDOW
+            self._previous = (0, 0, 0.0) if stale else (self._run, self._late, self._worst)
+            self._window_start, self._run, self._late, self._worst = now, 0, 0, 0.0
+        self._run += 1
+        if late > self.late_threshold:
+            self._late += 1
+        self._worst = max(self._worst, late)
         for callback in self._slots.pop(slot, ()):
             try:
                 callback()

@@ -43,6 +43,7 @@ def ua_config_from_settings(settings: Settings) -> UaConfig:
         rtp_port_max=media.rtp_port_max,
         codecs=tuple(media.codecs),
         symmetric_rtp=media.symmetric_rtp,
+        overload_lateness=media.overload_lateness_ms / 1000,
         ptime=media.ptime,
         timers=SipTimers(t1=sip.t1, t2=sip.t2, t4=sip.t4),
     )

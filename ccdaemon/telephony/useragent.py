@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..media.ticker import TickScheduler
 from ..sip.address import Endpoint
 from ..sip.dialog import Dialog, DialogId
 from ..sip.digest import Credentials, DigestClient, select_challenge
@@ -48,6 +49,9 @@ from .sip_endpoint import ClientTransaction, ResponseCallback, SipEndpoint
 from .transport import TransportManager
 
 log = logging.getLogger(__name__)
+
+# Share of late media ticks from which new calls are refused (see UserAgent._media_overloaded).
+OVERLOAD_LATE_SHARE = 0.25
 
 ALLOWED_METHODS = frozenset(
     {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
@@ -88,6 +92,9 @@ class UaConfig:
     unknown_source_policy: str = "reject"  # or "drop"
     max_transactions_per_peer: int = 500
     max_calls: int = 500
+    # Refuse new inbound calls (503) while the media engine's ticks run this late (seconds; 0 = never):
+    # past its capacity every call's audio would suffer, so new callers get a busy answer instead.
+    overload_lateness: float = 0.02
     max_ring_seconds: float = 120.0  # an inbound call unanswered this long gets 480
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
@@ -123,6 +130,8 @@ class UserAgent:
         self.rejected_sources = 0
         self.rejected_messages = 0
         self._last_pbx_reject_log = 0.0
+        self.overload_refusals = 0
+        self._last_overload_log = -1e9
         self.registration = Registration(
             self,
             expires=config.register_expires,
@@ -310,6 +319,31 @@ class UserAgent:
             return True
         self._note_rejected(source)
         return False
+
+    def _media_overloaded(self) -> bool:
+        """A quarter of the media ticks of the last second or two ran late: the engine is past its capacity
+        (a lone stall such as a GC pause delays far fewer), so a new call would make every call worse."""
+        limit = self.config.overload_lateness
+        if limit <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        ticker = TickScheduler.for_loop(loop)
+        ticker.late_threshold = limit
+        if ticker.late_share(now) < OVERLOAD_LATE_SHARE:
+            return False
+        self.overload_refusals += 1
+        if now - self._last_overload_log > 10:  # rate-limited: an overload comes with a burst of calls
+            self._last_overload_log = now
+            log.warning(
+                "media engine overloaded (%.0f%% of its ticks over %.0f ms late, worst %.0f ms): "
+                "refusing new calls with 503; %d refused so far",
+                100 * ticker.late_share(now),
+                limit * 1000,
+                ticker.lateness(now) * 1000,
+                self.overload_refusals,
+            )
+        return True
 
     def _note_rejected(self, source: Endpoint) -> None:
         self.rejected_sources += 1
@@ -700,6 +734,11 @@ class UserAgent:
         if len(self.calls) >= self.config.max_calls:
             response = make_response(request, 503, "Too Many Calls")
             response.headers.add("Retry-After", "30")
+            self.endpoint.send_response(key, response)
+            return
+        if self._media_overloaded():
+            response = make_response(request, 503, "Media Overloaded")
+            response.headers.add("Retry-After", "10")
             self.endpoint.send_response(key, response)
             return
         replaced, status = self._replaced_call(request)

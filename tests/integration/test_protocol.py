@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ccdaemon.media.ticker import TickScheduler
 from ccdaemon.sip.address import Endpoint
 from ccdaemon.sip.message import SipRequest, SipResponse, make_response
 from ccdaemon.sip.transaction import SipTimers
@@ -328,6 +329,32 @@ async def test_per_peer_transaction_limit() -> None:
         assert statuses.count(100) == 20
         assert 503 in statuses  # refused beyond the limit (the 503 itself is rate-limited)
         assert len(ua.calls) == 20
+        client.close()
+
+
+async def test_new_calls_are_refused_while_the_media_engine_is_behind(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    answerer = Answerer(answer=False)
+    async with direct_ua(answerer, overload_lateness=0.02) as ua:
+        client = await UdpSipClient.open()
+        ticker = TickScheduler.for_loop(asyncio.get_running_loop())
+        monkeypatch.setattr(ticker, "late_share", lambda now: 0.9)  # most ticks late: overloaded
+        monkeypatch.setattr(ticker, "lateness", lambda now: 0.150)
+        caplog.set_level(logging.WARNING)
+        for _ in range(3):
+            client.send(invite_bytes(client)[0], ua_address(ua))
+        refused = [r for r in await client.responses(window=0.5) if r.status >= 200]
+        assert [(r.status, r.reason, r.headers.get("Retry-After")) for r in refused] == [
+            (503, "Media Overloaded", "10")
+        ] * 3
+        assert not ua.calls and ua.overload_refusals == 3
+        warnings = [r.getMessage() for r in caplog.records if "media engine overloaded" in r.getMessage()]
+        assert len(warnings) == 1 and "90% of its ticks over 20 ms late, worst 150 ms" in warnings[0]
+        monkeypatch.setattr(ticker, "late_share", lambda now: 0.1)  # a stall, not an overload: calls taken
+        client.send(invite_bytes(client)[0], ua_address(ua))
+        assert 100 in [r.status for r in await client.responses(window=0.5)]
+        assert len(ua.calls) == 1
         client.close()
 
 
