@@ -60,7 +60,7 @@ CELLS = [(state, trigger) for state in AgentState for trigger in ALL_TRIGGERS]
 
 
 def _id(value: object) -> str:
-    return getattr(value, "name", None) or getattr(value, "__name__", str(value))
+    return str(getattr(value, "name", None) or getattr(value, "__name__", value))
 
 
 def test_every_state_has_a_row_and_every_key_is_a_known_trigger() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from ccdaemon.acd.model import (
@@ -46,7 +48,7 @@ from .rig import Rig, only, queue
 S = AgentState
 
 
-def rung(events: list[object]) -> list[tuple[str, str]]:
+def rung(events: Sequence[object]) -> list[tuple[str, str]]:
     return [(e.call_id, e.agent_id) for e in events if isinstance(e, RingAgent)]
 
 
